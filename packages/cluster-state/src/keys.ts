@@ -1,0 +1,22 @@
+/**
+ * Every Redis key the cluster uses, under one configurable prefix (default
+ * `smollm:`), so several clusters can share one Redis.
+ */
+export class ClusterKeys {
+  constructor(readonly prefix: string = "smollm:") {}
+
+  /** Set of ids of workers that registered (may include expired ones). */
+  get workerIds(): string {
+    return `${this.prefix}workers`;
+  }
+
+  /** A worker's registration and load, JSON, with a TTL refreshed by its heartbeat. */
+  worker(id: string): string {
+    return `${this.prefix}worker:${id}`;
+  }
+
+  /** Pub/sub channel where workers announce joins, drains and leaves at once. */
+  get workerEvents(): string {
+    return `${this.prefix}events:workers`;
+  }
+}

@@ -1,0 +1,1 @@
+export { freePort, startTestRedis, type TestRedis } from "./redis-server.ts";
