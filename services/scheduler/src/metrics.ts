@@ -1,0 +1,56 @@
+import { Counter, Gauge, Histogram, createRegistry, type Registry } from "@smollm/common";
+
+/** Every metric of the scheduler, on one registry. */
+export function createSchedulerMetrics() {
+  const registry: Registry = createRegistry("scheduler");
+  return {
+    registry,
+    decisions: new Counter({
+      name: "smollm_scheduler_routing_decisions_total",
+      help: "Routing decisions by outcome (the rule that decided, or the rejection reason).",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+    decisionSeconds: new Histogram({
+      name: "smollm_scheduler_routing_decision_seconds",
+      help: "Time to choose a worker, excluding tokenization.",
+      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01],
+      registers: [registry],
+    }),
+    tokenizeSeconds: new Histogram({
+      name: "smollm_scheduler_tokenize_seconds",
+      help: "Time to tokenize a rendered prompt.",
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers: [registry],
+    }),
+    promptTokens: new Counter({
+      name: "smollm_scheduler_prompt_tokens_total",
+      help: "Prompt tokens routed.",
+      registers: [registry],
+    }),
+    expectedCachedTokens: new Counter({
+      name: "smollm_scheduler_prefix_hit_tokens_total",
+      help: "Prompt tokens expected to be cached on the chosen worker.",
+      registers: [registry],
+    }),
+    scorerFailures: new Counter({
+      name: "smollm_scheduler_scorer_failures_total",
+      help: "Scorer errors; routing continued without that scorer.",
+      labelNames: ["scorer"] as const,
+      registers: [registry],
+    }),
+    workers: new Gauge({
+      name: "smollm_scheduler_workers",
+      help: "Workers in the routing table by state.",
+      labelNames: ["state"] as const,
+      registers: [registry],
+    }),
+    registryStale: new Gauge({
+      name: "smollm_scheduler_registry_stale",
+      help: "1 while the worker registry cannot be read from Redis (routing on last known workers).",
+      registers: [registry],
+    }),
+  };
+}
+
+export type SchedulerMetrics = ReturnType<typeof createSchedulerMetrics>;

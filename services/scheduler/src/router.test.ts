@@ -1,0 +1,54 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ContextLengthError, UnavailableError } from "@smollm/common";
+import type { WorkerInfo } from "@smollm/cluster-state";
+import { Router } from "./router.ts";
+import { LoadScorer } from "./scorers/load-scorer.ts";
+import { KvCapacityScorer } from "./scorers/kv-scorer.ts";
+import type { Scorer } from "./scorers/scorer.ts";
+
+function worker(id: string, over: Partial<WorkerInfo> = {}): WorkerInfo {
+  return {
+    id, address: `${id}:1`, model: "m", slots: 4, contextSize: 1000, activeSlots: 0, queued: 0, maxQueue: 4,
+    freeKvTokens: 4000, draining: false, startedAt: 0, updatedAt: 100, ...over,
+  };
+}
+const query = (n: number, maxTokens = 10) => ({ requestId: "r", promptTokens: new Array<number>(n).fill(1), maxTokens });
+
+test("prefers the least loaded worker and spreads a burst", () => {
+  const router = new Router({ scorers: [{ scorer: new LoadScorer(), weight: 1 }], now: () => 200 });
+  const workers = [worker("a", { activeSlots: 2 }), worker("b"), worker("c", { activeSlots: 1 })];
+  const picks = [0, 1, 2, 3].map(() => router.route(query(5), workers, new Set()).worker.id);
+  // b is idle; then pending assignments make b as busy as c, then a…
+  assert.equal(picks[0], "b");
+  assert.deepEqual(new Set(picks), new Set(["a", "b", "c"]));
+});
+
+test("only workers whose context fits; a request no worker fits names the limit", () => {
+  const router = new Router({ scorers: [{ scorer: new LoadScorer(), weight: 1 }] });
+  const workers = [worker("short", { contextSize: 512 }), worker("long", { contextSize: 8192, activeSlots: 3 })];
+  assert.equal(router.route(query(1000), workers, new Set()).worker.id, "long");
+  assert.throws(
+    () => router.route(query(9000), workers, new Set()),
+    (e: unknown) => e instanceof ContextLengthError && /maximum context length is 8192 tokens/.test(e.message) && /9010 tokens/.test(e.message),
+  );
+});
+
+test("excluded and draining workers are skipped; none left is unavailable", () => {
+  const router = new Router({ scorers: [{ scorer: new LoadScorer(), weight: 1 }] });
+  const workers = [worker("a"), worker("b", { draining: true })];
+  assert.throws(() => router.route(query(5), workers, new Set(["a"])), UnavailableError);
+  assert.throws(() => router.route(query(5), [], new Set()), /no worker is registered/);
+});
+
+test("a failing scorer degrades routing instead of failing it", () => {
+  const failures: string[] = [];
+  const broken: Scorer = { name: "broken", score: () => { throw new Error("index gone"); } };
+  const router = new Router({
+    scorers: [{ scorer: broken, weight: 5 }, { scorer: new LoadScorer(), weight: 1 }, { scorer: new KvCapacityScorer(), weight: 0.5 }],
+    onScorerError: (name) => failures.push(name),
+  });
+  const d = router.route(query(5), [worker("a", { activeSlots: 3 }), worker("b")], new Set());
+  assert.equal(d.worker.id, "b");
+  assert.deepEqual(failures, ["broken"]);
+});

@@ -1,0 +1,88 @@
+import { UnavailableError } from "@smollm/common";
+import type { WorkerInfo } from "@smollm/cluster-state";
+import { filterByContext } from "./scorers/context-fit.ts";
+import { busyOf, type Candidate, type RouteQuery, type Scorer } from "./scorers/scorer.ts";
+import { PendingAssignments } from "./pending-assignments.ts";
+
+/** A scorer and its weight in the policy. */
+export interface WeightedScorer {
+  readonly scorer: Scorer;
+  readonly weight: number;
+}
+
+/** The router's choice. */
+export interface RouteDecision {
+  readonly worker: WorkerInfo;
+  /** The rule that decided: `single_candidate` or `scored`. */
+  readonly outcome: string;
+  /** Prompt tokens the worker is expected to have cached (0 without a prefix index). */
+  readonly expectedCachedTokens: number;
+}
+
+/** Options of {@link Router}. */
+export interface RouterOptions {
+  readonly scorers: readonly WeightedScorer[];
+  /** Called when a scorer throws; routing goes on without it. */
+  readonly onScorerError?: (scorer: string, error: unknown) => void;
+  /** Clock, for tests; default Date.now. */
+  readonly now?: () => number;
+}
+
+/**
+ * Chooses a worker: hard filters first (not excluded, not draining, context
+ * fits), then a weighted sum of scorers, ties going to the least busy worker.
+ */
+export class Router {
+  readonly #options: RouterOptions;
+  readonly #pending = new PendingAssignments();
+  readonly #now: () => number;
+
+  constructor(options: RouterOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  route(query: RouteQuery, workers: readonly WorkerInfo[], exclude: ReadonlySet<string>): RouteDecision {
+    const live = workers.filter((w) => !w.draining && !exclude.has(w.id));
+    if (live.length === 0) {
+      throw new UnavailableError(
+        workers.length === 0 ? "no worker is registered" : "no worker is available (all draining or failed)",
+        { retryAfterMs: 1_000 },
+      );
+    }
+    const fitting = filterByContext(query, live);
+    const candidates: Candidate[] = fitting.map((info) => ({ info, pending: this.#pending.count(info.id, info.updatedAt) }));
+    let best = 0;
+    let outcome = "single_candidate";
+    if (candidates.length > 1) {
+      outcome = "scored";
+      const totals = new Array<number>(candidates.length).fill(0);
+      for (const { scorer, weight } of this.#options.scorers) {
+        if (weight === 0) continue;
+        let scores: number[];
+        try {
+          scores = scorer.score(query, candidates);
+        } catch (error: unknown) {
+          this.#options.onScorerError?.(scorer.name, error);
+          continue;
+        }
+        for (let i = 0; i < candidates.length; i++) totals[i] = (totals[i] ?? 0) + weight * (scores[i] ?? 0);
+      }
+      for (let i = 1; i < candidates.length; i++) {
+        const diff = (totals[i] ?? 0) - (totals[best] ?? 0);
+        const ci = candidates[i];
+        const cb = candidates[best];
+        if (diff > 1e-9 || (Math.abs(diff) <= 1e-9 && ci && cb && busyOf(ci) < busyOf(cb))) best = i;
+      }
+    }
+    const chosen = candidates[best];
+    if (!chosen) throw new UnavailableError("no worker is available", { retryAfterMs: 1_000 });
+    this.#pending.add(chosen.info.id, this.#now());
+    return { worker: chosen.info, outcome, expectedCachedTokens: 0 };
+  }
+
+  /** Forgets state about a worker that left routing. */
+  forget(workerId: string): void {
+    this.#pending.forget(workerId);
+  }
+}

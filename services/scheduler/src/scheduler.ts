@@ -1,0 +1,121 @@
+import { performance } from "node:perf_hooks";
+import { InvalidRequestError, Lifecycle, UnavailableError, startOpsServer, type Logger } from "@smollm/common";
+import { ClusterKeys, WorkerDirectory, closeRedis, connectRedis } from "@smollm/cluster-state";
+import { loadTokenizer, resolveModel, type Tokenizer } from "@smollm/model";
+import { SchedulerService, serviceDefinition, serviceImplementation, startGrpcServer } from "@smollm/proto";
+import type { SchedulerConfig } from "./config.ts";
+import { createSchedulerMetrics } from "./metrics.ts";
+import { Router } from "./router.ts";
+import { KvCapacityScorer } from "./scorers/kv-scorer.ts";
+import { LoadScorer } from "./scorers/load-scorer.ts";
+
+/** A running scheduler. */
+export interface RunningScheduler {
+  readonly grpcPort: number;
+  readonly opsPort: number;
+  readonly lifecycle: Lifecycle;
+  /** Drains and closes everything; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Largest prompt accepted for routing, in characters (a 128k-token prompt is ~500k chars). */
+const MAX_PROMPT_CHARS = 4 * 1024 * 1024;
+
+/** Starts the scheduler: tokenizer, worker directory (Redis), router, gRPC and ops servers. */
+export async function startScheduler(
+  config: SchedulerConfig,
+  logger: Logger,
+  options: { exitProcess?: boolean } = {},
+): Promise<RunningScheduler> {
+  const lifecycle = new Lifecycle({ logger, drainTimeoutMs: config.drainTimeoutMs, exitProcess: options.exitProcess ?? false });
+  const metrics = createSchedulerMetrics();
+  const model = await resolveModel({
+    model: config.model,
+    modelsDir: config.modelsDir,
+    fallback: config.modelFallback,
+    logger,
+  });
+  const tokenizer: Tokenizer = lifecycle.own("tokenizer", await loadTokenizer(model.path));
+  logger.info({ model: model.name, model_path: model.path, source: model.source }, "tokenizer loaded");
+
+  const keys = new ClusterKeys(config.redisPrefix);
+  const redis = connectRedis({ url: config.redisUrl, logger, name: "scheduler" });
+  const subscriber = connectRedis({ url: config.redisUrl, logger, name: "scheduler-sub" });
+  lifecycle.own("redis", { close: () => closeRedis(redis) });
+  lifecycle.own("redis-sub", { close: () => closeRedis(subscriber) });
+  const directory = lifecycle.own(
+    "worker-directory",
+    new WorkerDirectory({ redis, subscriber, keys, logger, refreshMs: config.registryRefreshMs }),
+  );
+  const router = new Router({
+    scorers: [
+      { scorer: new LoadScorer(), weight: config.weightLoad },
+      { scorer: new KvCapacityScorer(), weight: config.weightKv },
+    ],
+    onScorerError: (scorer, error) => {
+      metrics.scorerFailures.inc({ scorer });
+      logger.warn({ err: error, scorer }, "scorer failed; routing without it");
+    },
+  });
+  directory.onChange((workers) => {
+    metrics.workers.set({ state: "ready" }, workers.filter((w) => !w.draining).length);
+    metrics.workers.set({ state: "draining" }, workers.filter((w) => w.draining).length);
+  });
+  await directory.start();
+
+  const grpc = await startGrpcServer({ host: config.host, port: config.grpcPort }, (server) => {
+    server.addService(
+      serviceDefinition(SchedulerService),
+      serviceImplementation(
+        SchedulerService,
+        {
+          route: async (request) => {
+            if (!lifecycle.ready) throw new UnavailableError("scheduler is shutting down", { retryAfterMs: 1_000 });
+            if (request.prompt.length === 0) throw new InvalidRequestError("prompt is empty", { param: "messages" });
+            if (request.prompt.length > MAX_PROMPT_CHARS) {
+              throw new InvalidRequestError(`prompt is longer than ${MAX_PROMPT_CHARS} characters`, { param: "messages" });
+            }
+            const t0 = performance.now();
+            const promptTokens = tokenizer.tokenize(request.prompt);
+            const t1 = performance.now();
+            metrics.tokenizeSeconds.observe((t1 - t0) / 1000);
+            metrics.registryStale.set(directory.stale ? 1 : 0);
+            let decision;
+            try {
+              decision = router.route(
+                { requestId: request.requestId, promptTokens, maxTokens: request.maxTokens },
+                directory.workers(),
+                new Set(request.excludeWorkers),
+              );
+            } catch (error: unknown) {
+              metrics.decisions.inc({ outcome: `rejected_${(error as { code?: string }).code ?? "error"}` });
+              throw error;
+            }
+            metrics.decisionSeconds.observe((performance.now() - t1) / 1000);
+            metrics.decisions.inc({ outcome: decision.outcome });
+            metrics.promptTokens.inc(promptTokens.length);
+            metrics.expectedCachedTokens.inc(decision.expectedCachedTokens);
+            logger.debug(
+              { request_id: request.requestId, worker_id: decision.worker.id, outcome: decision.outcome, prompt_tokens: promptTokens.length },
+              "routed",
+            );
+            return {
+              workerId: decision.worker.id,
+              workerAddress: decision.worker.address,
+              promptTokens,
+              expectedCachedTokens: decision.expectedCachedTokens,
+              contextSize: decision.worker.contextSize,
+              outcome: decision.outcome,
+            };
+          },
+        },
+        { onError: (method, error) => logger.debug({ err: error, method }, "call failed") },
+      ),
+    );
+  });
+  lifecycle.own("grpc", { close: () => grpc.close() });
+  const ops = await startOpsServer({ host: config.host, port: config.opsPort, registry: metrics.registry, isReady: () => lifecycle.ready });
+  lifecycle.own("ops", ops);
+  lifecycle.markReady();
+  return { grpcPort: grpc.port, opsPort: ops.port, lifecycle, close: () => lifecycle.shutdown() };
+}
