@@ -1,0 +1,132 @@
+import { Redis } from "ioredis";
+import { startTestRedis, type TestRedis } from "./redis-server.ts";
+import { startService, type ServiceProcess, type StartServiceOptions } from "./service-process.ts";
+
+/** Options of {@link startLocalCluster}. */
+export interface LocalClusterOptions {
+  /** Number of worker processes; default 2. */
+  workers?: number;
+  /** Model for workers and scheduler; default `tiny` (the generated model). */
+  model?: string;
+  /** `none` or `tiny`; default `tiny` (fall back loudly when the model cannot be had). */
+  modelFallback?: "none" | "tiny";
+  /** Redis to use; default: 127.0.0.1:6379 if it answers, else a private redis-server. */
+  redisUrl?: string;
+  /** Always start a private redis-server (tests); default false. */
+  privateRedis?: boolean;
+  /** Key prefix, unique per cluster so clusters sharing a Redis do not mix; default random. */
+  redisPrefix?: string;
+  /** Gateway HTTP port; default 0 (free port). */
+  gatewayPort?: number;
+  /** Extra flags for each worker (by index), e.g. a different --context-size. */
+  workerArgs?: (index: number) => readonly string[];
+  /** Extra flags for the gateway and the scheduler. */
+  gatewayArgs?: readonly string[];
+  schedulerArgs?: readonly string[];
+  /** Called with every output line of every process. */
+  onLine?: StartServiceOptions["onLine"];
+  /** Log level for all services; default `warn`. */
+  logLevel?: string;
+}
+
+/** A gateway, a scheduler and N workers running as separate processes. */
+export interface LocalCluster {
+  readonly gatewayUrl: string;
+  readonly redisUrl: string;
+  readonly redisPrefix: string;
+  readonly redis: TestRedis | undefined;
+  readonly gateway: ServiceProcess;
+  readonly scheduler: ServiceProcess;
+  readonly workers: ServiceProcess[];
+  /** Starts one more worker (index = workers.length). */
+  addWorker(extraArgs?: readonly string[]): Promise<ServiceProcess>;
+  /** Stops everything, gateway first; idempotent. */
+  stop(): Promise<void>;
+}
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Starts a whole cluster on this machine against a real Redis. */
+export async function startLocalCluster(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+  let redis: TestRedis | undefined;
+  let redisUrl = options.redisUrl ?? "redis://127.0.0.1:6379";
+  if (options.privateRedis || !(await redisAnswers(redisUrl))) {
+    redis = await startTestRedis();
+    redisUrl = redis.url;
+  }
+  const prefix = options.redisPrefix ?? `smollm-${process.pid}-${Math.random().toString(36).slice(2, 8)}:`;
+  const model = options.model ?? "tiny";
+  const common = [
+    "--redis-url", redisUrl, "--redis-prefix", prefix, "--log-level", options.logLevel ?? "warn",
+  ];
+  const modelArgs = ["--model", model, "--model-fallback", options.modelFallback ?? "tiny"];
+  const started: ServiceProcess[] = [];
+  const launch = async (...args: Parameters<typeof startService>): Promise<ServiceProcess> => {
+    const p = await startService(args[0], { ...args[1], ...(options.onLine ? { onLine: options.onLine } : {}) });
+    started.push(p);
+    return p;
+  };
+  try {
+    const scheduler = await launch("scheduler", {
+      args: [...common, ...modelArgs, "--grpc-port", "0", "--ops-port", "0", ...(options.schedulerArgs ?? [])],
+    });
+    const schedulerAddress = `127.0.0.1:${String(scheduler.ready["grpc_port"])}`;
+    const workers: ServiceProcess[] = [];
+    const addWorker = async (extra: readonly string[] = []): Promise<ServiceProcess> => {
+      const index = workers.length;
+      const w = await launch("worker", {
+        label: `worker-${index}`,
+        args: [
+          ...common, ...modelArgs, "--grpc-port", "0", "--ops-port", "0", "--worker-id", `worker-${index}`,
+          ...(options.workerArgs?.(index) ?? []), ...extra,
+        ],
+      });
+      workers.push(w);
+      return w;
+    };
+    await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
+    workers.sort((a, b) => a.label.localeCompare(b.label));
+    const gateway = await launch("gateway", {
+      args: [
+        "--port", String(options.gatewayPort ?? 0), "--scheduler-address", schedulerAddress,
+        "--log-level", options.logLevel ?? "warn", ...(options.gatewayArgs ?? []),
+      ],
+    });
+    let stopping: Promise<void> | undefined;
+    return {
+      gatewayUrl: `http://127.0.0.1:${String(gateway.ready["http_port"])}`,
+      redisUrl,
+      redisPrefix: prefix,
+      redis,
+      gateway,
+      scheduler,
+      workers,
+      addWorker,
+      stop: () => {
+        stopping ??= (async () => {
+          await gateway.stop();
+          await Promise.all(workers.map((w) => w.stop()));
+          await scheduler.stop();
+          await redis?.stop();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error: unknown) {
+    await Promise.all(started.map((p) => p.stop(2_000)));
+    await redis?.stop();
+    throw error;
+  }
+}
