@@ -15,6 +15,16 @@ export class ClusterKeys {
     return `${this.prefix}worker:${id}`;
   }
 
+  /** Stream of KV-cache block events (stored, removed, reset) from all workers. */
+  get kvEvents(): string {
+    return `${this.prefix}kv:events`;
+  }
+
+  /** Set of the block hashes a worker holds now: the snapshot the event stream continues. */
+  kvBlocks(workerId: string): string {
+    return `${this.prefix}kv:blocks:${workerId}`;
+  }
+
   /** Pub/sub channel where workers announce joins, drains and leaves at once. */
   get workerEvents(): string {
     return `${this.prefix}events:workers`;
