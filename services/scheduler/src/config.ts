@@ -25,6 +25,14 @@ export interface SchedulerConfig {
   readonly redisPrefix: string;
   /** How often the worker registry is re-read; `--registry-refresh-ms`, default 500. */
   readonly registryRefreshMs: number;
+  /** Weight of the KV-cache prefix scorer; `--weight-prefix`, default 2. */
+  readonly weightPrefix: number;
+  /** Tokens per KV block for the prefix index; must match the workers'; `--kv-block-size`, default 16. */
+  readonly kvBlockSize: number;
+  /** Load-imbalance guard: busy-sequence gap above which locality is ignored; `--imbalance-abs`, default 8. */
+  readonly imbalanceAbs: number;
+  /** Load-imbalance guard: busiest/idlest ratio above which locality is ignored; `--imbalance-rel`, default 1.5. */
+  readonly imbalanceRel: number;
   /** Weight of the load scorer; `--weight-load`, default 1. */
   readonly weightLoad: number;
   /** Weight of the free-KV scorer; `--weight-kv`, default 0.5. */
@@ -49,6 +57,10 @@ export function loadSchedulerConfig(source: SettingsSource = { argv: process.arg
     redisUrl: s.string("redis-url", "redis://127.0.0.1:6379"),
     redisPrefix: s.string("redis-prefix", "smollm:"),
     registryRefreshMs: s.int("registry-refresh-ms", 500, { min: 50, max: 60_000 }),
+    weightPrefix: s.number("weight-prefix", 2, { min: 0 }),
+    kvBlockSize: s.int("kv-block-size", 16, { min: 1, max: 4096 }),
+    imbalanceAbs: s.number("imbalance-abs", 8, { min: 0 }),
+    imbalanceRel: s.number("imbalance-rel", 1.5, { min: 1 }),
     weightLoad: s.number("weight-load", 1, { min: 0 }),
     weightKv: s.number("weight-kv", 0.5, { min: 0 }),
     logLevel: s.oneOf("log-level", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),

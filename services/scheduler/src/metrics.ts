@@ -45,6 +45,26 @@ export function createSchedulerMetrics() {
       labelNames: ["state"] as const,
       registers: [registry],
     }),
+    indexBlocks: new Gauge({
+      name: "smollm_scheduler_kv_index_blocks",
+      help: "Distinct KV blocks in the prefix index.",
+      registers: [registry],
+    }),
+    indexHealthy: new Gauge({
+      name: "smollm_scheduler_kv_index_healthy",
+      help: "1 while the prefix index follows the workers' KV events; 0 routes load-only.",
+      registers: [registry],
+    }),
+    eventLagSeconds: new Gauge({
+      name: "smollm_scheduler_kv_event_lag_seconds",
+      help: "Age of the newest KV event applied to the index when last read (0 when caught up and idle).",
+      registers: [registry],
+    }),
+    eventsApplied: new Gauge({
+      name: "smollm_scheduler_kv_events_applied",
+      help: "KV events applied to the index since start (a counter read from the follower).",
+      registers: [registry],
+    }),
     registryStale: new Gauge({
       name: "smollm_scheduler_registry_stale",
       help: "1 while the worker registry cannot be read from Redis (routing on last known workers).",

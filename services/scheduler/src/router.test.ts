@@ -52,3 +52,22 @@ test("a failing scorer degrades routing instead of failing it", () => {
   assert.equal(d.worker.id, "b");
   assert.deepEqual(failures, ["broken"]);
 });
+
+test("prefix locality wins over mild load; the imbalance guard overrides it; no index means load-only", async () => {
+  const { PrefixScorer } = await import("./scorers/prefix-scorer.ts");
+  const router = new Router({
+    scorers: [{ scorer: new PrefixScorer(), weight: 2 }, { scorer: new LoadScorer(), weight: 1 }],
+    imbalance: { absolute: 3, relative: 1.5 },
+  });
+  const q = { ...query(100), cachedTokens: new Map([["a", 80], ["b", 0]]) };
+  const d1 = router.route(q, [worker("a", { activeSlots: 1 }), worker("b")], new Set());
+  assert.equal(d1.worker.id, "a");
+  assert.equal(d1.outcome, "prefix");
+  assert.equal(d1.expectedCachedTokens, 80);
+  const d2 = router.route(q, [worker("a", { activeSlots: 4, queued: 2 }), worker("b", { updatedAt: 1e15 })], new Set());
+  assert.equal(d2.worker.id, "b");
+  assert.equal(d2.outcome, "imbalance_guard");
+  const d3 = router.route(query(100), [worker("a", { activeSlots: 1, updatedAt: 1e15 }), worker("b", { updatedAt: 1e15 })], new Set());
+  assert.equal(d3.outcome, "load_only_no_index");
+  assert.equal(d3.worker.id, "b");
+});

@@ -13,9 +13,13 @@ export interface WeightedScorer {
 /** The router's choice. */
 export interface RouteDecision {
   readonly worker: WorkerInfo;
-  /** The rule that decided: `single_candidate` or `scored`. */
+  /**
+   * The rule that decided: `single_candidate`, `prefix` (a cached prefix won),
+   * `load` (no useful prefix; load and KV decided), `imbalance_guard` (locality
+   * ignored because loads were too uneven) or `load_only_no_index`.
+   */
   readonly outcome: string;
-  /** Prompt tokens the worker is expected to have cached (0 without a prefix index). */
+  /** Prompt tokens the worker is expected to have cached, from the index (0 without one). */
   readonly expectedCachedTokens: number;
 }
 
@@ -24,6 +28,13 @@ export interface RouterOptions {
   readonly scorers: readonly WeightedScorer[];
   /** Called when a scorer throws; routing goes on without it. */
   readonly onScorerError?: (scorer: string, error: unknown) => void;
+  /**
+   * Load-imbalance guard (as in SGLang's router): when the busiest and the
+   * idlest candidate differ by more than `absolute` sequences and the busiest
+   * has more than `relative` times the idlest, locality is ignored for that
+   * decision so one hot prefix cannot pile up on one worker. Default 8 and 1.5.
+   */
+  readonly imbalance?: { absolute: number; relative: number };
   /** Clock, for tests; default Date.now. */
   readonly now?: () => number;
 }
@@ -55,10 +66,15 @@ export class Router {
     let best = 0;
     let outcome = "single_candidate";
     if (candidates.length > 1) {
-      outcome = "scored";
+      const busy = candidates.map(busyOf);
+      const max = Math.max(...busy);
+      const min = Math.min(...busy);
+      const guard = this.#options.imbalance ?? { absolute: 8, relative: 1.5 };
+      const imbalanced = max - min > guard.absolute && max > guard.relative * min;
+      let localityUsed = false;
       const totals = new Array<number>(candidates.length).fill(0);
       for (const { scorer, weight } of this.#options.scorers) {
-        if (weight === 0) continue;
+        if (weight === 0 || (imbalanced && scorer.locality)) continue;
         let scores: number[];
         try {
           scores = scorer.score(query, candidates);
@@ -66,6 +82,7 @@ export class Router {
           this.#options.onScorerError?.(scorer.name, error);
           continue;
         }
+        if (scorer.locality && scores.some((x) => x > 0)) localityUsed = true;
         for (let i = 0; i < candidates.length; i++) totals[i] = (totals[i] ?? 0) + weight * (scores[i] ?? 0);
       }
       for (let i = 1; i < candidates.length; i++) {
@@ -74,11 +91,15 @@ export class Router {
         const cb = candidates[best];
         if (diff > 1e-9 || (Math.abs(diff) <= 1e-9 && ci && cb && busyOf(ci) < busyOf(cb))) best = i;
       }
+      const chosenCached = query.cachedTokens?.get(candidates[best]?.info.id ?? "") ?? 0;
+      if (imbalanced) outcome = "imbalance_guard";
+      else if (query.cachedTokens === undefined) outcome = "load_only_no_index";
+      else outcome = localityUsed && chosenCached > 0 ? "prefix" : "load";
     }
     const chosen = candidates[best];
     if (!chosen) throw new UnavailableError("no worker is available", { retryAfterMs: 1_000 });
     this.#pending.add(chosen.info.id, this.#now());
-    return { worker: chosen.info, outcome, expectedCachedTokens: 0 };
+    return { worker: chosen.info, outcome, expectedCachedTokens: query.cachedTokens?.get(chosen.info.id) ?? 0 };
   }
 
   /** Forgets state about a worker that left routing. */

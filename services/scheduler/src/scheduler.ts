@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { InvalidRequestError, Lifecycle, UnavailableError, startOpsServer, type Logger } from "@smollm/common";
-import { ClusterKeys, WorkerDirectory, closeRedis, connectRedis } from "@smollm/cluster-state";
+import { ClusterKeys, KvIndexSync, WorkerDirectory, blockHashes, closeRedis, connectRedis } from "@smollm/cluster-state";
 import { loadTokenizer, resolveModel, type Tokenizer } from "@smollm/model";
 import { SchedulerService, serviceDefinition, serviceImplementation, startGrpcServer } from "@smollm/proto";
 import type { SchedulerConfig } from "./config.ts";
@@ -8,6 +8,7 @@ import { createSchedulerMetrics } from "./metrics.ts";
 import { Router } from "./router.ts";
 import { KvCapacityScorer } from "./scorers/kv-scorer.ts";
 import { LoadScorer } from "./scorers/load-scorer.ts";
+import { PrefixIndexUnavailableError, PrefixScorer } from "./scorers/prefix-scorer.ts";
 
 /** A running scheduler. */
 export interface RunningScheduler {
@@ -41,27 +42,57 @@ export async function startScheduler(
   const keys = new ClusterKeys(config.redisPrefix);
   const redis = connectRedis({ url: config.redisUrl, logger, name: "scheduler" });
   const subscriber = connectRedis({ url: config.redisUrl, logger, name: "scheduler-sub" });
+  const eventReader = connectRedis({ url: config.redisUrl, logger, name: "scheduler-kv-events" });
   lifecycle.own("redis", { close: () => closeRedis(redis) });
   lifecycle.own("redis-sub", { close: () => closeRedis(subscriber) });
+  lifecycle.own("redis-kv-events", { close: () => closeRedis(eventReader) });
   const directory = lifecycle.own(
     "worker-directory",
     new WorkerDirectory({ redis, subscriber, keys, logger, refreshMs: config.registryRefreshMs }),
   );
+  const kv = new KvIndexSync({
+    redis,
+    reader: eventReader,
+    keys,
+    logger,
+    workerIds: () => directory.workers().map((w) => w.id),
+  });
   const router = new Router({
+    imbalance: { absolute: config.imbalanceAbs, relative: config.imbalanceRel },
     scorers: [
+      { scorer: new PrefixScorer(), weight: config.weightPrefix },
       { scorer: new LoadScorer(), weight: config.weightLoad },
       { scorer: new KvCapacityScorer(), weight: config.weightKv },
     ],
     onScorerError: (scorer, error) => {
+      if (error instanceof PrefixIndexUnavailableError) return; // the outcome label says so
       metrics.scorerFailures.inc({ scorer });
       logger.warn({ err: error, scorer }, "scorer failed; routing without it");
     },
   });
   directory.onChange((workers) => {
+    const live = new Set(workers.map((w) => w.id));
+    for (const id of kv.index.workers()) {
+      if (!live.has(id)) {
+        kv.dropWorker(id);
+        router.forget(id);
+      }
+    }
     metrics.workers.set({ state: "ready" }, workers.filter((w) => !w.draining).length);
     metrics.workers.set({ state: "draining" }, workers.filter((w) => w.draining).length);
   });
   await directory.start();
+  await kv.start();
+  lifecycle.own("kv-index", kv);
+  const gauges = setInterval(() => {
+    metrics.indexBlocks.set(kv.index.size);
+    metrics.indexHealthy.set(kv.healthy ? 1 : 0);
+    metrics.eventLagSeconds.set(kv.lagMs / 1000);
+    metrics.eventsApplied.set(kv.eventsApplied);
+    metrics.registryStale.set(directory.stale ? 1 : 0);
+  }, 1_000);
+  gauges.unref();
+  lifecycle.own("gauges", { close: () => clearInterval(gauges) });
 
   const grpc = await startGrpcServer({ host: config.host, port: config.grpcPort }, (server) => {
     server.addService(
@@ -80,11 +111,17 @@ export async function startScheduler(
             const t1 = performance.now();
             metrics.tokenizeSeconds.observe((t1 - t0) / 1000);
             metrics.registryStale.set(directory.stale ? 1 : 0);
+            const workers = directory.workers();
+            let cachedTokens: Map<string, number> | undefined;
+            if (kv.healthy) {
+              const blocks = kv.index.match(blockHashes(promptTokens, config.kvBlockSize), workers.map((w) => w.id));
+              cachedTokens = new Map([...blocks].map(([id, n]) => [id, Math.min(n * config.kvBlockSize, promptTokens.length)]));
+            }
             let decision;
             try {
               decision = router.route(
-                { requestId: request.requestId, promptTokens, maxTokens: request.maxTokens },
-                directory.workers(),
+                { requestId: request.requestId, promptTokens, maxTokens: request.maxTokens, ...(cachedTokens ? { cachedTokens } : {}) },
+                workers,
                 new Set(request.excludeWorkers),
               );
             } catch (error: unknown) {

@@ -5,6 +5,11 @@ export interface RouteQuery {
   readonly requestId: string;
   readonly promptTokens: readonly number[];
   readonly maxTokens: number;
+  /**
+   * Prompt tokens each worker holds in KV cache (longest cached prefix), from
+   * the block index; undefined when the index is unavailable.
+   */
+  readonly cachedTokens?: ReadonlyMap<string, number>;
 }
 
 /** A worker that may take the request, with work the scheduler sent it since its last heartbeat. */
@@ -21,6 +26,8 @@ export interface Candidate {
  */
 export interface Scorer {
   readonly name: string;
+  /** Locality scorers are switched off by the load-imbalance guard. */
+  readonly locality?: boolean;
   score(query: RouteQuery, candidates: readonly Candidate[]): number[];
 }
 
