@@ -4,7 +4,9 @@
  * and give each worker the length of its longest cached prefix.
  */
 export class KvIndex {
-  readonly #holders = new Map<string, Set<string>>();
+  // Most blocks live on one worker: store the id itself and only grow to a
+  // Set when shared, which keeps a million-block index small and GC-light.
+  readonly #holders = new Map<string, string | Set<string>>();
   readonly #byWorker = new Map<string, Set<string>>();
 
   /** Distinct blocks indexed. */
@@ -23,9 +25,11 @@ export class KvIndex {
     for (const h of hashes) {
       if (h.length === 0) continue;
       mine.add(h);
-      const set = this.#holders.get(h);
-      if (set) set.add(worker);
-      else this.#holders.set(h, new Set([worker]));
+      const held = this.#holders.get(h);
+      if (held === undefined) this.#holders.set(h, worker);
+      else if (typeof held === "string") {
+        if (held !== worker) this.#holders.set(h, new Set([held, worker]));
+      } else held.add(worker);
     }
   }
 
@@ -33,10 +37,15 @@ export class KvIndex {
     const mine = this.#byWorker.get(worker);
     for (const h of hashes) {
       mine?.delete(h);
-      const set = this.#holders.get(h);
-      if (!set) continue;
-      set.delete(worker);
-      if (set.size === 0) this.#holders.delete(h);
+      const held = this.#holders.get(h);
+      if (held === undefined) continue;
+      if (typeof held === "string") {
+        if (held === worker) this.#holders.delete(h);
+      } else {
+        held.delete(worker);
+        if (held.size === 1) this.#holders.set(h, held.values().next().value as string);
+        else if (held.size === 0) this.#holders.delete(h);
+      }
     }
   }
 
@@ -64,19 +73,21 @@ export class KvIndex {
   }
 
   /**
-   * For each worker in `among`, how many leading blocks of `hashes` it holds.
-   * Stops as soon as no candidate holds the next block: O(prefix length).
+   * How many leading blocks of `hashes` each worker accepted by `among`
+   * holds; workers holding none are absent from the result. Stops as soon as
+   * no candidate holds the next block: O(cached prefix length).
    */
-  match(hashes: readonly string[], among: readonly string[]): Map<string, number> {
+  match(hashes: readonly string[], among: (worker: string) => boolean): Map<string, number> {
     const result = new Map<string, number>();
-    let active = among.filter((w) => this.#byWorker.has(w));
-    for (const w of among) result.set(w, 0);
+    const first = hashes.length > 0 ? this.#holders.get(hashes[0] as string) : undefined;
+    if (first === undefined) return result;
+    let active = (typeof first === "string" ? [first] : [...first]).filter(among);
     for (let i = 0; i < hashes.length && active.length > 0; i++) {
-      const holders = this.#holders.get(hashes[i] as string);
-      if (!holders) break;
+      const held = this.#holders.get(hashes[i] as string);
+      if (held === undefined) break;
       const next: string[] = [];
       for (const w of active) {
-        if (holders.has(w)) {
+        if (typeof held === "string" ? held === w : held.has(w)) {
           next.push(w);
           result.set(w, i + 1);
         }

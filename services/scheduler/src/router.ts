@@ -29,10 +29,11 @@ export interface RouterOptions {
   /** Called when a scorer throws; routing goes on without it. */
   readonly onScorerError?: (scorer: string, error: unknown) => void;
   /**
-   * Load-imbalance guard (as in SGLang's router): when the busiest and the
-   * idlest candidate differ by more than `absolute` sequences and the busiest
-   * has more than `relative` times the idlest, locality is ignored for that
-   * decision so one hot prefix cannot pile up on one worker. Default 8 and 1.5.
+   * Load-imbalance guard (after SGLang's and AIBrix's routers): when the
+   * worker holding the longest cached prefix is busier than the idlest
+   * candidate by more than `absolute` sequences and by more than `relative`
+   * times, locality is ignored for that decision, so one hot prefix cannot
+   * pile up on one worker. Default 8 and 1.5.
    */
   readonly imbalance?: { absolute: number; relative: number };
   /** Clock, for tests; default Date.now. */
@@ -66,11 +67,21 @@ export class Router {
     let best = 0;
     let outcome = "single_candidate";
     if (candidates.length > 1) {
+      // Imbalance guard: compare the worker locality would pick with the idlest one.
       const busy = candidates.map(busyOf);
-      const max = Math.max(...busy);
       const min = Math.min(...busy);
+      let localBest = -1;
+      let localCached = 0;
+      candidates.forEach((c, i) => {
+        const cached = query.cachedTokens?.get(c.info.id) ?? 0;
+        if (cached > localCached) {
+          localCached = cached;
+          localBest = i;
+        }
+      });
       const guard = this.#options.imbalance ?? { absolute: 8, relative: 1.5 };
-      const imbalanced = max - min > guard.absolute && max > guard.relative * min;
+      const hot = localBest >= 0 ? (busy[localBest] ?? 0) : 0;
+      const imbalanced = localBest >= 0 && hot - min > guard.absolute && hot > guard.relative * min;
       let localityUsed = false;
       const totals = new Array<number>(candidates.length).fill(0);
       for (const { scorer, weight } of this.#options.scorers) {

@@ -114,7 +114,8 @@ export async function startScheduler(
             const workers = directory.workers();
             let cachedTokens: Map<string, number> | undefined;
             if (kv.healthy) {
-              const blocks = kv.index.match(blockHashes(promptTokens, config.kvBlockSize), workers.map((w) => w.id));
+              const live = new Set(workers.map((w) => w.id));
+              const blocks = kv.index.match(blockHashes(promptTokens, config.kvBlockSize), (id) => live.has(id));
               cachedTokens = new Map([...blocks].map(([id, n]) => [id, Math.min(n * config.kvBlockSize, promptTokens.length)]));
             }
             let decision;
