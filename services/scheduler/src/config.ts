@@ -25,6 +25,8 @@ export interface SchedulerConfig {
   readonly redisPrefix: string;
   /** How often the worker registry is re-read; `--registry-refresh-ms`, default 500. */
   readonly registryRefreshMs: number;
+  /** `cache_aware` (scorers: prefix, load, KV) or `round_robin` (baseline); `--policy`, default `cache_aware`. */
+  readonly policy: "cache_aware" | "round_robin";
   /** Weight of the KV-cache prefix scorer; `--weight-prefix`, default 2. */
   readonly weightPrefix: number;
   /** Tokens per KV block for the prefix index; must match the workers'; `--kv-block-size`, default 16. */
@@ -57,6 +59,7 @@ export function loadSchedulerConfig(source: SettingsSource = { argv: process.arg
     redisUrl: s.string("redis-url", "redis://127.0.0.1:6379"),
     redisPrefix: s.string("redis-prefix", "smollm:"),
     registryRefreshMs: s.int("registry-refresh-ms", 500, { min: 50, max: 60_000 }),
+    policy: s.oneOf("policy", ["cache_aware", "round_robin"] as const, "cache_aware"),
     weightPrefix: s.number("weight-prefix", 2, { min: 0 }),
     kvBlockSize: s.int("kv-block-size", 16, { min: 1, max: 4096 }),
     imbalanceAbs: s.number("imbalance-abs", 8, { min: 0 }),

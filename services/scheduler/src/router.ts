@@ -36,6 +36,12 @@ export interface RouterOptions {
    * pile up on one worker. Default 8 and 1.5.
    */
   readonly imbalance?: { absolute: number; relative: number };
+  /**
+   * `scored` (default): hard filters, then the weighted scorers.
+   * `round_robin`: hard filters, then strict rotation — the baseline the
+   * benchmarks compare cache-aware routing with.
+   */
+  readonly mode?: "scored" | "round_robin";
   /** Clock, for tests; default Date.now. */
   readonly now?: () => number;
 }
@@ -48,6 +54,7 @@ export class Router {
   readonly #options: RouterOptions;
   readonly #pending = new PendingAssignments();
   readonly #now: () => number;
+  #turn = 0;
 
   constructor(options: RouterOptions) {
     this.#options = options;
@@ -66,7 +73,13 @@ export class Router {
     const candidates: Candidate[] = fitting.map((info) => ({ info, pending: this.#pending.count(info.id, info.updatedAt) }));
     let best = 0;
     let outcome = "single_candidate";
-    if (candidates.length > 1) {
+    if (candidates.length > 1 && this.#options.mode === "round_robin") {
+      const sorted = [...candidates.keys()].sort((x, y) =>
+        (candidates[x]?.info.id ?? "").localeCompare(candidates[y]?.info.id ?? ""),
+      );
+      best = sorted[this.#turn++ % sorted.length] ?? 0;
+      outcome = "round_robin";
+    } else if (candidates.length > 1) {
       // Imbalance guard: compare the worker locality would pick with the idlest one.
       const busy = candidates.map(busyOf);
       const min = Math.min(...busy);

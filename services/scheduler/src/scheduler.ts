@@ -58,6 +58,7 @@ export async function startScheduler(
     workerIds: () => directory.workers().map((w) => w.id),
   });
   const router = new Router({
+    mode: config.policy === "round_robin" ? "round_robin" : "scored",
     imbalance: { absolute: config.imbalanceAbs, relative: config.imbalanceRel },
     scorers: [
       { scorer: new PrefixScorer(), weight: config.weightPrefix },
