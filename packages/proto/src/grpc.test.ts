@@ -69,3 +69,28 @@ test("typed gRPC adapter: unary, streaming, errors, cancellation", async () => {
     await server.close();
   }
 });
+
+test("grpc.health.v1: Check follows readiness, unknown services are NOT_FOUND", async () => {
+  const { addHealthService } = await import("./health.ts");
+  const { Health, HealthCheckResponse_ServingStatus: S } = await import("./gen/grpc/health/v1/health_pb.ts");
+  let ready = true;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0 }, (s) => {
+    addHealthService(s, ["smollm.internal.v1.WorkerService"], () => ready);
+  });
+  const client = createClient(Health, `127.0.0.1:${server.port}`);
+  try {
+    assert.equal((await client.check({ service: "" })).status, S.SERVING);
+    assert.equal((await client.check({ service: "smollm.internal.v1.WorkerService" })).status, S.SERVING);
+    ready = false;
+    assert.equal((await client.check({ service: "" })).status, S.NOT_SERVING);
+    await assert.rejects(client.check({ service: "nope" }), (e: unknown) => e instanceof ClusterError && e.code === "not_found");
+    const watch = client.watch({ service: "" })[Symbol.asyncIterator]();
+    assert.equal((await watch.next()).value?.status, S.NOT_SERVING);
+    ready = true;
+    assert.equal((await watch.next()).value?.status, S.SERVING);
+    await watch.return?.();
+  } finally {
+    client.close();
+    await server.close();
+  }
+});

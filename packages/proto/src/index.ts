@@ -13,3 +13,5 @@ export {
   type ServiceHooks,
 } from "./grpc-service.ts";
 export { fromGrpcError, toGrpcStatus } from "./grpc-errors.ts";
+export { addHealthService } from "./health.ts";
+export { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb.ts";

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { InvalidRequestError, Lifecycle, UnavailableError, startOpsServer, type Logger } from "@smollm/common";
 import { ClusterKeys, KvIndexSync, WorkerDirectory, blockHashes, closeRedis, connectRedis } from "@smollm/cluster-state";
 import { loadTokenizer, resolveModel, type Tokenizer } from "@smollm/model";
-import { SchedulerService, serviceDefinition, serviceImplementation, startGrpcServer } from "@smollm/proto";
+import { SchedulerService, addHealthService, serviceDefinition, serviceImplementation, startGrpcServer } from "@smollm/proto";
 import type { SchedulerConfig } from "./config.ts";
 import { createSchedulerMetrics } from "./metrics.ts";
 import { Router } from "./router.ts";
@@ -96,6 +96,7 @@ export async function startScheduler(
   lifecycle.own("gauges", { close: () => clearInterval(gauges) });
 
   const grpc = await startGrpcServer({ host: config.host, port: config.grpcPort }, (server) => {
+    addHealthService(server, [SchedulerService.typeName], () => lifecycle.ready);
     server.addService(
       serviceDefinition(SchedulerService),
       serviceImplementation(
