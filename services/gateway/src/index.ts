@@ -1,0 +1,2 @@
+export { startGateway, type Gateway } from "./gateway.ts";
+export { loadConfig, type GatewayConfig } from "./config.ts";

@@ -1,0 +1,29 @@
+import { ConfigError, Lifecycle, createLogger } from "@smollm/common";
+import { loadConfig, type GatewayConfig } from "./config.ts";
+import { startGateway } from "./gateway.ts";
+
+let config: GatewayConfig;
+try {
+  config = loadConfig();
+} catch (error: unknown) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ service: "gateway", level: config.logLevel });
+const lifecycle = new Lifecycle({ logger, drainTimeoutMs: config.drainTimeoutMs });
+lifecycle.handleSignals();
+try {
+  const gateway = lifecycle.own("gateway", await startGateway(config, logger));
+  lifecycle.onDrain(() => gateway.drain());
+  lifecycle.markReady();
+  logger.info(
+    { http_port: gateway.port, host: config.host, scheduler_address: config.schedulerAddress, model: config.modelId },
+    "ready",
+  );
+} catch (error: unknown) {
+  // Nothing is serving yet: there is nothing to drain.
+  logger.fatal({ err: error }, "gateway failed to start");
+  process.exit(1);
+}

@@ -1,0 +1,91 @@
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS_S, TOKEN_LATENCY_BUCKETS_S, createRegistry, type Registry } from "@smollm/common";
+
+/** Every metric the gateway exports, on one registry (one per gateway instance, so tests can embed several). */
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** Chat completion requests by outcome `status` (HTTP status; for a stream that fails after its headers, the status its error maps to) and `stream`. */
+  readonly requests: Counter<"status" | "stream">;
+  /** Chat completion requests being served. */
+  readonly inFlight: Gauge;
+  /** Request arrival to the first completion token, seconds. */
+  readonly timeToFirstToken: Histogram<"stream">;
+  /** Time between completion tokens, seconds (a delta of n tokens counts once, at its average). */
+  readonly interTokenLatency: Histogram;
+  /** Request arrival to the last byte, seconds. */
+  readonly requestDuration: Histogram<"stream">;
+  readonly promptTokens: Counter;
+  readonly completionTokens: Counter;
+  /** Prompt tokens the worker found in its KV cache. */
+  readonly cachedPromptTokens: Counter;
+  /** Requests moved to another worker before their first token, by the error `code` that caused it. */
+  readonly retries: Counter<"code">;
+  /** Failed requests by cluster error `code` (client cancellations included as `cancelled`). */
+  readonly errors: Counter<"code">;
+}
+
+/** Creates the gateway's registry and metrics. */
+export function createGatewayMetrics(): GatewayMetrics {
+  const registry = createRegistry("gateway");
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: "smollm_gateway_requests_total",
+      help: "Chat completion requests by outcome HTTP status and streaming.",
+      labelNames: ["status", "stream"] as const,
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: "smollm_gateway_in_flight_requests",
+      help: "Chat completion requests being served.",
+      registers,
+    }),
+    timeToFirstToken: new Histogram({
+      name: "smollm_gateway_time_to_first_token_seconds",
+      help: "Time from request arrival to the first completion token.",
+      labelNames: ["stream"] as const,
+      buckets: [...LATENCY_BUCKETS_S],
+      registers,
+    }),
+    interTokenLatency: new Histogram({
+      name: "smollm_gateway_inter_token_latency_seconds",
+      help: "Time between completion tokens as seen by the gateway.",
+      buckets: [...TOKEN_LATENCY_BUCKETS_S],
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: "smollm_gateway_request_duration_seconds",
+      help: "Time from request arrival to the end of the response.",
+      labelNames: ["stream"] as const,
+      buckets: [...LATENCY_BUCKETS_S],
+      registers,
+    }),
+    promptTokens: new Counter({
+      name: "smollm_gateway_prompt_tokens_total",
+      help: "Prompt tokens of completed requests.",
+      registers,
+    }),
+    completionTokens: new Counter({
+      name: "smollm_gateway_completion_tokens_total",
+      help: "Completion tokens generated.",
+      registers,
+    }),
+    cachedPromptTokens: new Counter({
+      name: "smollm_gateway_cached_prompt_tokens_total",
+      help: "Prompt tokens served from a worker's KV cache.",
+      registers,
+    }),
+    retries: new Counter({
+      name: "smollm_gateway_retries_total",
+      help: "Requests moved to another worker before their first token.",
+      labelNames: ["code"] as const,
+      registers,
+    }),
+    errors: new Counter({
+      name: "smollm_gateway_errors_total",
+      help: "Failed chat completion requests by error code.",
+      labelNames: ["code"] as const,
+      registers,
+    }),
+  };
+}
