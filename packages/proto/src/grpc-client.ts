@@ -11,6 +11,14 @@ export interface CallOptions {
   deadline?: number;
   /** Request metadata, e.g. `x-request-id`. */
   metadata?: Record<string, string>;
+  /** Receives the response headers (initial metadata) when they arrive. */
+  onHeaders?: (headers: Record<string, string>) => void;
+}
+
+function headersOf(metadata: Metadata): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata.getMap())) out[k] = typeof v === "string" ? v : v.toString("utf8");
+  return out;
 }
 
 type UnaryMethod<M extends GenServiceMethods[string]> = (
@@ -91,6 +99,8 @@ export function createClient<T extends GenServiceMethods>(
           );
           const onAbort = (): void => call.cancel();
           opts?.signal?.addEventListener("abort", onAbort, { once: true });
+          const onHeaders = opts?.onHeaders;
+          if (onHeaders) call.on("metadata", (md: Metadata) => onHeaders(headersOf(md)));
         });
     } else if (method.methodKind === "server_streaming") {
       result[method.localName] = (request: unknown, opts?: CallOptions) =>
@@ -105,15 +115,21 @@ export function createClient<T extends GenServiceMethods>(
               callOptions(opts),
             ),
           opts?.signal,
+          opts?.onHeaders,
         );
     }
   }
   return result as ServiceClient<T>;
 }
 
-async function* streamOf<T>(start: () => ClientReadableStream<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+async function* streamOf<T>(
+  start: () => ClientReadableStream<T>,
+  signal: AbortSignal | undefined,
+  onHeaders?: (headers: Record<string, string>) => void,
+): AsyncGenerator<T> {
   if (signal?.aborted) throw fromGrpcError(signal.reason);
   const call = start();
+  if (onHeaders) call.on("metadata", (md: Metadata) => onHeaders(headersOf(md)));
   const onAbort = (): void => call.cancel();
   signal?.addEventListener("abort", onAbort, { once: true });
   try {

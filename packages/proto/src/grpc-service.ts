@@ -23,6 +23,11 @@ export interface CallContext {
   readonly deadline: number;
   /** The peer address. */
   readonly peer: string;
+  /**
+   * Sends response headers (initial metadata) now; only before the first
+   * message (unary: before returning). Later calls are ignored.
+   */
+  sendHeaders(headers: Readonly<Record<string, string>>): void;
 }
 
 type Unary<M extends GenServiceMethods[string]> = (
@@ -92,8 +97,16 @@ function contextOf(call: ServerUnaryCall<unknown, unknown> | ServerWritableStrea
   call.once("cancelled", onCancel);
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : Infinity;
+  let headersSent = false;
+  const sendHeaders = (headers: Readonly<Record<string, string>>): void => {
+    if (headersSent) return;
+    headersSent = true;
+    const metadata = new Metadata();
+    for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+    call.sendMetadata(metadata);
+  };
   return {
-    context: { signal: controller.signal, metadata: call.metadata, deadline: deadlineMs, peer: call.getPeer() },
+    context: { signal: controller.signal, metadata: call.metadata, deadline: deadlineMs, peer: call.getPeer(), sendHeaders },
     done: () => call.removeListener("cancelled", onCancel),
   };
 }

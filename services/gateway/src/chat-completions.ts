@@ -1,12 +1,12 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { CancelledError } from "@smollm/common";
-import { renderChatPrompt } from "@smollm/chat";
 import { modelNotFound } from "./api-error.ts";
 import { writeChunk } from "./backpressure.ts";
 import { parseChatCompletionRequest, type ChatCompletionRequest } from "./chat-request.ts";
 import type { GatewayConfig } from "./config.ts";
-import type { GenerationParams, GenerationResult, GenerationSink, Generator } from "./generation.ts";
+import type { GenerationResult, GenerationSink, Generator } from "./generation.ts";
+import { generationParams } from "./generation-params.ts";
 import { errorBody, toHttpError, type HttpError } from "./http-errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { readJsonBody } from "./request-body.ts";
@@ -90,19 +90,6 @@ class ChatCompletionExchange implements GenerationSink {
 
   async #generate(request: ChatCompletionRequest): Promise<GenerationResult> {
     const { config, generator } = this.#deps;
-    const prompt = renderChatPrompt(
-      request.messages,
-      request.enableThinking === undefined ? {} : { enableThinking: request.enableThinking },
-    );
-    const sampling: GenerationParams["sampling"] = {
-      temperature: request.temperature ?? config.defaultTemperature,
-      topP: request.topP ?? config.defaultTopP,
-      topK: request.topK ?? 0,
-      minP: request.minP ?? 0,
-      presencePenalty: request.presencePenalty ?? 0,
-      frequencyPenalty: request.frequencyPenalty ?? 0,
-    };
-    if (request.seed !== undefined) sampling.seed = request.seed;
     const id = completionId();
     const created = Math.floor(Date.now() / 1000);
     const model = config.modelId;
@@ -110,14 +97,7 @@ class ChatCompletionExchange implements GenerationSink {
       this.#frames = new SseFrames(id, created, model, this.#deps.systemFingerprint, request.includeUsage);
     }
     const result = await generator.run(
-      {
-        requestId: this.#requestId,
-        prompt,
-        maxTokens: request.maxTokens,
-        sampling,
-        stop: request.stop,
-        ignoreEos: request.ignoreEos,
-      },
+      generationParams(request, config, this.#requestId),
       this,
       { signal: this.#abort.signal, deadline: Date.now() + config.requestTimeoutMs },
     );

@@ -13,6 +13,8 @@ export interface GatewayConfig {
   readonly port: number;
   /** Scheduler gRPC address `host:port` [scheduler-address]; default `127.0.0.1:50051`. */
   readonly schedulerAddress: string;
+  /** Port of the public gRPC API (`smollm.v1.ChatService` + health); `--grpc-port`, default 50050 (0 picks a free port, -1 disables it). */
+  readonly grpcPort: number;
   /** Model id served and echoed in responses [model]; default `SmolLM3-3B`. */
   readonly modelId: string;
   /** Other names accepted in `model` (comma-separated) [model-aliases]; default none. */
@@ -51,6 +53,7 @@ export function loadConfig(
     host: s.string("host", "0.0.0.0"),
     port: s.int("port", 8080, { min: 0, max: 65_535 }),
     schedulerAddress: s.string("scheduler-address", "127.0.0.1:50051"),
+    grpcPort: s.int("grpc-port", 50_050, { min: -1, max: 65_535 }),
     modelId: s.string("model", "SmolLM3-3B"),
     modelAliases: s.list("model-aliases", []),
     maxBodyBytes: s.int("max-body-bytes", 4 * 1024 * 1024, { min: 1024 }),

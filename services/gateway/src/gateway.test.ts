@@ -24,7 +24,7 @@ import {
   type RouteRequest,
 } from "@smollm/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GenerateResponseSchema } from "@smollm/proto";
+import { createClient, publicApi, type GenerateResponseSchema } from "@smollm/proto";
 import { loadConfig, type GatewayConfig } from "./config.ts";
 import { startGateway, type Gateway } from "./gateway.ts";
 
@@ -177,6 +177,7 @@ describe("gateway end to end (fake scheduler and workers)", () => {
       ...loadConfig({ argv: [], env: {} }),
       host: "127.0.0.1",
       port: 0,
+      grpcPort: 0,
       schedulerAddress: `127.0.0.1:${scheduler.server.port}`,
       maxBodyBytes: 64 * 1024,
       writeStallTimeoutMs: 300,
@@ -567,6 +568,62 @@ describe("gateway end to end (fake scheduler and workers)", () => {
       assert.equal(drained, true);
     } finally {
       await draining.close();
+    }
+  });
+
+  test("public gRPC API: same results as HTTP, worker and cache in headers, clear statuses, cancellation", async () => {
+    const grpcClient = createClient(publicApi.ChatService, `127.0.0.1:${gateway.grpcPort}`);
+    try {
+      const params = { model: "SmolLM3-3B", messages: [{ role: "user", content: "Say hello" }] };
+      const headers: Record<string, string>[] = [];
+      const whole = await grpcClient.createChatCompletion({ params }, { onHeaders: (h) => headers.push(h) });
+      assert.equal(whole.message?.content, "Hello, world!");
+      assert.equal(whole.finishReason, "stop");
+      assert.equal(whole.workerId, "worker-a");
+      assert.equal(whole.usage?.cachedTokens, 3);
+      assert.equal(headers[0]?.["x-smollm-worker-id"], "worker-a");
+      assert.equal(headers[0]?.["x-smollm-cached-tokens"], "3");
+
+      let text = "";
+      let last: publicApi.StreamChatCompletionResponse | undefined;
+      const streamHeaders: Record<string, string>[] = [];
+      for await (const chunk of grpcClient.streamChatCompletion({ params }, { onHeaders: (h) => streamHeaders.push(h) })) {
+        text += chunk.content;
+        last = chunk;
+      }
+      assert.equal(text, "Hello, world!");
+      assert.equal(last?.finishReason, "stop");
+      assert.equal(last?.usage?.completionTokens, 4);
+      assert.equal(streamHeaders[0]?.["x-smollm-worker-id"], "worker-a");
+
+      const http = await client.chat.completions.create({ model: "SmolLM3-3B", messages });
+      assert.equal(http.choices[0]?.message.content, whole.message?.content);
+
+      await assert.rejects(grpcClient.createChatCompletion({ params: { model: "SmolLM3-3B", messages: [] } }), (e: unknown) =>
+        e instanceof ClusterError && e.code === "invalid_argument" && /messages/.test(e.message),
+      );
+      await assert.rejects(grpcClient.createChatCompletion({ params: { ...params, model: "gpt-4o" } }), (e: unknown) =>
+        e instanceof ClusterError && e.code === "not_found",
+      );
+      await assert.rejects(grpcClient.createChatCompletion({ params: { ...params, temperature: 7 } }), (e: unknown) =>
+        e instanceof ClusterError && e.code === "invalid_argument" && /temperature/.test(e.message),
+      );
+
+      a.behavior = endless(5);
+      const controller = new AbortController();
+      let n = 0;
+      await assert.rejects(async () => {
+        for await (const _ of grpcClient.streamChatCompletion({ params }, { signal: controller.signal })) {
+          void _;
+          if (++n === 3) controller.abort();
+        }
+      }, (e: unknown) => e instanceof ClusterError && e.code === "cancelled");
+      await waitFor(() => a.cancelled === 1, "the worker to see the cancellation");
+
+      const models = await grpcClient.listModels({});
+      assert.deepEqual(models.models.map((m) => m.id), ["SmolLM3-3B"]);
+    } finally {
+      grpcClient.close();
     }
   });
 });

@@ -3,7 +3,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { ClusterError, UnavailableError } from "@smollm/common";
-import { SchedulerService, createClient } from "@smollm/proto";
+import {
+  SchedulerService,
+  addHealthService,
+  createClient,
+  publicApi,
+  serviceDefinition,
+  serviceImplementation,
+  startGrpcServer,
+  type GrpcServer,
+} from "@smollm/proto";
+import { chatServiceHandlers } from "./grpc-chat-service.ts";
 import { ApiError, modelNotFound } from "./api-error.ts";
 import { serveChatCompletion, type ChatCompletionsDeps } from "./chat-completions.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -17,6 +27,8 @@ import { WorkerPool } from "./worker-pool.ts";
 export interface Gateway {
   /** The HTTP port it listens on (useful with port 0). */
   readonly port: number;
+  /** The public gRPC API's port; undefined when disabled. */
+  readonly grpcPort: number | undefined;
   readonly metrics: GatewayMetrics;
   /**
    * Starts draining: `/readyz` and new chat completions answer 503, in-flight
@@ -88,10 +100,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       inFlight++;
       serveChatCompletion(deps, req, res, requestId)
         .catch((error: unknown) => logger.error({ err: error, request_id: requestId }, "chat completion handler failed"))
-        .finally(() => {
-          inFlight--;
-          if (inFlight === 0 && drained !== undefined) drained();
-        });
+        .finally(leave);
       return;
     }
     if (method !== "GET" && method !== "HEAD") {
@@ -162,9 +171,33 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   });
   const port = (server.address() as AddressInfo).port;
 
+  const leave = (): void => {
+    inFlight--;
+    if (inFlight === 0 && drained !== undefined) drained();
+  };
+  let grpc: GrpcServer | undefined;
+  if (config.grpcPort >= 0) {
+    grpc = await startGrpcServer({ host: config.host, port: config.grpcPort }, (s) => {
+      addHealthService(s, [publicApi.ChatService.typeName], () => !draining);
+      s.addService(
+        serviceDefinition(publicApi.ChatService),
+        serviceImplementation(
+          publicApi.ChatService,
+          chatServiceHandlers({
+            config, logger, metrics, generator, models: deps.models,
+            isDraining: () => draining,
+            enter: () => void inFlight++,
+            leave,
+          }),
+        ),
+      );
+    });
+  }
+
   let closing: Promise<void> | undefined;
   return {
     port,
+    grpcPort: grpc?.port,
     metrics,
     drain: () => {
       if (drainedPromise === undefined) {
@@ -180,7 +213,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         draining = true;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
-        await closed;
+        await Promise.all([closed, grpc?.close(1_000)]);
         scheduler.close();
         workers.close();
       })();

@@ -19,7 +19,7 @@ try {
   lifecycle.onDrain(() => gateway.drain());
   lifecycle.markReady();
   logger.info(
-    { http_port: gateway.port, host: config.host, scheduler_address: config.schedulerAddress, model: config.modelId },
+    { http_port: gateway.port, grpc_port: gateway.grpcPort, host: config.host, scheduler_address: config.schedulerAddress, model: config.modelId },
     "ready",
   );
 } catch (error: unknown) {

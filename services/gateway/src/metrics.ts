@@ -20,6 +20,8 @@ export interface GatewayMetrics {
   /** Requests moved to another worker before their first token, by the error `code` that caused it. */
   readonly retries: Counter<"code">;
   /** Failed requests by cluster error `code` (client cancellations included as `cancelled`). */
+  /** Public gRPC calls by method and status code. */
+  readonly grpcRequests: Counter<"method" | "code">;
   readonly errors: Counter<"code">;
 }
 
@@ -79,6 +81,12 @@ export function createGatewayMetrics(): GatewayMetrics {
       name: "smollm_gateway_retries_total",
       help: "Requests moved to another worker before their first token.",
       labelNames: ["code"] as const,
+      registers,
+    }),
+    grpcRequests: new Counter({
+      name: "smollm_gateway_grpc_requests_total",
+      help: "Public gRPC API calls by method and final status code name.",
+      labelNames: ["method", "code"] as const,
       registers,
     }),
     errors: new Counter({
