@@ -8,7 +8,8 @@ import type { RouteQuery } from "./scorer.ts";
  * largest context in the cluster so the client knows what to shorten.
  */
 export function filterByContext(query: RouteQuery, workers: readonly WorkerInfo[]): WorkerInfo[] {
-  const need = query.promptTokens.length + query.maxTokens;
+  // max_tokens 0 means the client set no limit: the prompt and one token must fit.
+  const need = query.promptTokens.length + Math.max(1, query.maxTokens);
   const fitting = workers.filter((w) => need <= w.contextSize);
   if (fitting.length === 0 && workers.length > 0) {
     const largest = Math.max(...workers.map((w) => w.contextSize));
