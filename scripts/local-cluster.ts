@@ -3,7 +3,8 @@
  * private redis-server when none answers), the scheduler, N workers and the
  * gateway, each its own process. Ctrl-C stops everything cleanly.
  *
- * Flags: --workers N (default 2), --port P (gateway, default 8080),
+ * Flags: --workers N (default 2), --port P (gateway HTTP, default 8080),
+ * --grpc-port P (gateway gRPC, default 50050),
  * --model M (default SmolLM3-3B Q4_K_M from Hugging Face; the generated tiny
  * model when it cannot be had), --slots N, --context-size N, --threads N,
  * --redis-url URL, --log-level L (default warn).
@@ -16,6 +17,7 @@ const { values } = parseArgs({
   options: {
     workers: { type: "string", default: "2" },
     port: { type: "string", default: "8080" },
+    "grpc-port": { type: "string", default: "50050" },
     model: { type: "string", default: DEFAULT_MODEL },
     slots: { type: "string" },
     "context-size": { type: "string" },
@@ -47,6 +49,7 @@ console.log(`starting smollm-cluster: scheduler, ${values.workers} workers, gate
 const cluster = await startLocalCluster({
   workers: Number(values.workers),
   gatewayPort: Number(values.port),
+  gatewayGrpcPort: Number(values["grpc-port"]),
   model: values.model,
   modelFallback: "tiny",
   redisPrefix: "smollm:",
@@ -58,6 +61,7 @@ const cluster = await startLocalCluster({
 console.log(`
 smollm-cluster is up
   OpenAI-compatible API: ${cluster.gatewayUrl}/v1
+  gRPC API (smollm.v1):  ${cluster.gatewayGrpcAddress}
   metrics:               ${cluster.gatewayUrl}/metrics
   redis:                 ${cluster.redisUrl}${cluster.redis ? " (private redis-server)" : ""}
   workers:               ${cluster.workers.map((w) => w.label).join(", ")}

@@ -563,7 +563,7 @@ describe("helm chart: the services accept what the chart sets, and it is consist
         assert.equal(w.workerId, pod);
         // The address gateways dial: the pod's DNS name under its headless Service.
         assert.equal(w.advertiseAddress, `${pod}.${svcDns(String(sts.spec?.["serviceName"]))}:${String(w.grpcPort)}`);
-        assert.equal(w.redisKeyPrefix, sched.redisPrefix, "workers and scheduler share one key prefix");
+        assert.equal(w.redisPrefix, sched.redisPrefix, "workers and scheduler share one key prefix");
         assert.equal(w.redisUrl, sched.redisUrl);
         assert.equal(w.model, sched.model, "the scheduler tokenizes with the workers' model");
         assert.ok(wc.volumeMounts?.some((m) => m.mountPath === w.modelsDir));

@@ -1,5 +1,5 @@
 export * from "./errors.ts";
-export { createLogger, type Logger, type LoggerOptions } from "./logger.ts";
+export { createLogger, logReady, type Logger, type LoggerOptions } from "./logger.ts";
 export { ConfigError, Settings, type SettingsSource } from "./settings.ts";
 export { Lifecycle, type Closeable, type LifecycleOptions } from "./lifecycle.ts";
 export {

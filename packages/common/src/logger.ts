@@ -23,3 +23,13 @@ export function createLogger(options: LoggerOptions): Logger {
     serializers: { err: pino.stdSerializers.errWithCause },
   });
 }
+
+/**
+ * Logs the `ready` line (`msg: "ready"` with ports and ids). Supervisors and
+ * tests wait for it, so it is written even when the level hides other info
+ * lines — never when logging is silenced.
+ */
+export function logReady(logger: Logger, fields: Record<string, unknown>): void {
+  const out = logger.isLevelEnabled("info") || logger.level === "silent" ? logger : logger.child({}, { level: "info" });
+  out.info(fields, "ready");
+}

@@ -18,6 +18,8 @@ export interface LocalClusterOptions {
   redisPrefix?: string;
   /** Gateway HTTP port; default 0 (free port). */
   gatewayPort?: number;
+  /** Gateway public gRPC port; default 0 (free port). */
+  gatewayGrpcPort?: number;
   /** Extra flags for each worker (by index), e.g. a different --context-size. */
   workerArgs?: (index: number) => readonly string[];
   /** Extra flags for the gateway and the scheduler. */
@@ -32,6 +34,8 @@ export interface LocalClusterOptions {
 /** A gateway, a scheduler and N workers running as separate processes. */
 export interface LocalCluster {
   readonly gatewayUrl: string;
+  /** host:port of the gateway's public gRPC API. */
+  readonly gatewayGrpcAddress: string;
   readonly redisUrl: string;
   readonly redisPrefix: string;
   readonly redis: TestRedis | undefined;
@@ -80,7 +84,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   };
   try {
     const scheduler = await launch("scheduler", {
-      args: [...common, ...modelArgs, "--grpc-port", "0", "--ops-port", "0", ...(options.schedulerArgs ?? [])],
+      args: [...common, ...modelArgs, "--host", "127.0.0.1", "--grpc-port", "0", "--ops-port", "0", ...(options.schedulerArgs ?? [])],
     });
     const schedulerAddress = `127.0.0.1:${String(scheduler.ready["grpc_port"])}`;
     const workers: ServiceProcess[] = [];
@@ -89,7 +93,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       const w = await launch("worker", {
         label: `worker-${index}`,
         args: [
-          ...common, ...modelArgs, "--grpc-port", "0", "--ops-port", "0", "--worker-id", `worker-${index}`,
+          ...common, ...modelArgs, "--host", "127.0.0.1", "--grpc-port", "0", "--ops-port", "0", "--worker-id", `worker-${index}`,
           ...(options.workerArgs?.(index) ?? []), ...extra,
         ],
       });
@@ -100,13 +104,15 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     workers.sort((a, b) => a.label.localeCompare(b.label));
     const gateway = await launch("gateway", {
       args: [
-        "--port", String(options.gatewayPort ?? 0), "--scheduler-address", schedulerAddress,
+        "--host", "127.0.0.1", "--port", String(options.gatewayPort ?? 0),
+        "--grpc-port", String(options.gatewayGrpcPort ?? 0), "--scheduler-address", schedulerAddress,
         "--log-level", options.logLevel ?? "warn", ...(options.gatewayArgs ?? []),
       ],
     });
     let stopping: Promise<void> | undefined;
     return {
       gatewayUrl: `http://127.0.0.1:${String(gateway.ready["http_port"])}`,
+      gatewayGrpcAddress: `127.0.0.1:${String(gateway.ready["grpc_port"])}`,
       redisUrl,
       redisPrefix: prefix,
       redis,

@@ -1,4 +1,4 @@
-import { ConfigError, Lifecycle, createLogger } from "@smollm/common";
+import { ConfigError, Lifecycle, createLogger, logReady } from "@smollm/common";
 import { loadConfig, type GatewayConfig } from "./config.ts";
 import { startGateway } from "./gateway.ts";
 
@@ -18,10 +18,13 @@ try {
   const gateway = lifecycle.own("gateway", await startGateway(config, logger));
   lifecycle.onDrain(() => gateway.drain());
   lifecycle.markReady();
-  logger.info(
-    { http_port: gateway.port, grpc_port: gateway.grpcPort, host: config.host, scheduler_address: config.schedulerAddress, model: config.modelId },
-    "ready",
-  );
+  logReady(logger, {
+    http_port: gateway.port,
+    grpc_port: gateway.grpcPort,
+    host: config.host,
+    scheduler_address: config.schedulerAddress,
+    model: config.modelId,
+  });
 } catch (error: unknown) {
   // Nothing is serving yet: there is nothing to drain.
   logger.fatal({ err: error }, "gateway failed to start");

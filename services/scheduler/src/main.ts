@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --import tsx
-import { ConfigError, createLogger } from "@smollm/common";
+import { ConfigError, createLogger, logReady } from "@smollm/common";
 import { loadSchedulerConfig } from "./config.ts";
 import { startScheduler } from "./scheduler.ts";
 
@@ -8,7 +8,7 @@ try {
   const logger = createLogger({ service: "scheduler", level: config.logLevel });
   const scheduler = await startScheduler(config, logger, { exitProcess: true });
   scheduler.lifecycle.handleSignals();
-  logger.info({ grpc_port: scheduler.grpcPort, ops_port: scheduler.opsPort, scheduler_id: config.schedulerId }, "ready");
+  logReady(logger, { grpc_port: scheduler.grpcPort, ops_port: scheduler.opsPort, scheduler_id: config.schedulerId });
 } catch (error: unknown) {
   if (error instanceof ConfigError) console.error(error.message);
   else console.error("scheduler failed to start:", error);
