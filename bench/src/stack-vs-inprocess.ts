@@ -39,8 +39,15 @@ const rounds = Number(values.rounds);
 
 const logger = createLogger({ service: "bench", level: "warn" });
 const model = await resolveModel({ model: values.model, modelsDir: ".cache/models", fallback: "tiny", logger });
-const messages = [{ role: "user" as const, content: "Écris un poème sur la mer, s'il te plaît." }];
-const prompt = renderChatPrompt(messages, { enableThinking: false });
+// Every stream of every round gets its own prompt (a nonce early in the
+// system message), so neither side reuses KV from an earlier round: the
+// comparison is of serving, not of caching.
+const messagesFor = (nonce: string) => [
+  { role: "system" as const, content: `/no_think [${nonce}] Tu es un poète.` },
+  { role: "user" as const, content: "Écris un poème sur la mer, s'il te plaît." },
+];
+let nonces = 0;
+const nextNonce = (): string => `n${(nonces++).toString(36)}`;
 
 interface Result {
   tokS: number;
@@ -52,19 +59,22 @@ async function inProcess(): Promise<Map<number, Result>> {
   const llama = await getLlama({ gpu: false, build: "never", maxThreads: threads, logLevel: LlamaLogLevel.error });
   const m = await llama.loadModel({ modelPath: model.path });
   const context = await m.createContext({ sequences: slots, contextSize, threads, flashAttention: true });
-  const promptTokens = m.tokenize(prompt, true);
+  const pool = Array.from({ length: slots }, () => context.getSequence());
   const out = new Map<number, Result>();
   for (const c of levels) {
     const runs: Result[] = [];
     for (let r = 0; r < rounds; r++) {
-      const seqs = Array.from({ length: c }, () => context.getSequence());
+      const seqs = pool.slice(0, c);
+      // Start cold, like a new conversation on the stack (no prefix reuse either side).
+      await Promise.all(seqs.map((seq) => seq.clearHistory()));
       const start = performance.now();
       const ttfts: number[] = [];
       let total = 0;
       await Promise.all(
         seqs.map(async (seq) => {
           let n = 0;
-          for await (const _token of seq.evaluate(promptTokens as Token[], { temperature: 0, yieldEogToken: true })) {
+          const promptTokens = m.tokenize(renderChatPrompt(messagesFor(nextNonce())), true) as Token[];
+          for await (const _token of seq.evaluate(promptTokens, { temperature: 0, yieldEogToken: true })) {
             void _token;
             if (n === 0) ttfts.push(performance.now() - start);
             if (++n >= tokensPerStream) break;
@@ -74,7 +84,6 @@ async function inProcess(): Promise<Map<number, Result>> {
       );
       const wall = (performance.now() - start) / 1000;
       runs.push({ tokS: total / wall, ttftMs: median(ttfts) });
-      for (const s of seqs) s.dispose();
     }
     out.set(c, { tokS: median(runs.map((x) => x.tokS)), ttftMs: median(runs.map((x) => x.ttftMs)) });
   }
@@ -93,17 +102,18 @@ async function stack(): Promise<Map<number, Result>> {
     logLevel: "error",
   });
   const url = `${cluster.gatewayUrl}/v1/chat/completions`;
-  const body = JSON.stringify({
-    model: "SmolLM3-3B",
-    messages: [{ role: "system", content: "/no_think" }, ...messages],
-    max_tokens: tokensPerStream,
-    temperature: 0,
-    stream: true,
-    ignore_eos: true,
-    stream_options: { include_usage: true },
-  });
+  const bodyFor = (nonce: string): string =>
+    JSON.stringify({
+      model: "SmolLM3-3B",
+      messages: messagesFor(nonce),
+      max_tokens: tokensPerStream,
+      temperature: 0,
+      stream: true,
+      ignore_eos: true,
+      stream_options: { include_usage: true },
+    });
   const one = async (start: number): Promise<{ ttft: number; tokens: number }> => {
-    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: bodyFor(nextNonce()) });
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
     let ttft = NaN;
     let tokens = 0;
