@@ -42,6 +42,11 @@ export interface LocalCluster {
   readonly gateway: ServiceProcess;
   readonly scheduler: ServiceProcess;
   readonly workers: ServiceProcess[];
+  /**
+   * Kills (SIGKILL) or stops (SIGTERM) the scheduler and starts a new one on
+   * the same port, so the gateway reconnects to it.
+   */
+  restartScheduler(how?: "kill" | "stop"): Promise<ServiceProcess>;
   /** Starts one more worker (index = workers.length). */
   addWorker(extraArgs?: readonly string[]): Promise<ServiceProcess>;
   /** Stops everything, gateway first; idempotent. */
@@ -83,13 +88,15 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     return p;
   };
   try {
-    const scheduler = await launch("scheduler", {
-      args: [...common, ...modelArgs, "--host", "127.0.0.1", "--grpc-port", "0", "--ops-port", "0", ...(options.schedulerArgs ?? [])],
-    });
-    const schedulerAddress = `127.0.0.1:${String(scheduler.ready["grpc_port"])}`;
+    const schedulerArgs = [...common, ...modelArgs, "--host", "127.0.0.1", "--grpc-port", "0", "--ops-port", "0", ...(options.schedulerArgs ?? [])];
+    let scheduler = await launch("scheduler", { args: schedulerArgs });
+    const schedulerPort = String(scheduler.ready["grpc_port"]);
+    const schedulerAddress = `127.0.0.1:${schedulerPort}`;
     const workers: ServiceProcess[] = [];
+    let nextIndex = 0;
     const addWorker = async (extra: readonly string[] = []): Promise<ServiceProcess> => {
-      const index = workers.length;
+      // Taken synchronously: workers start concurrently and each needs its own id.
+      const index = nextIndex++;
       const w = await launch("worker", {
         label: `worker-${index}`,
         args: [
@@ -110,6 +117,16 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       ],
     });
     let stopping: Promise<void> | undefined;
+    const restartScheduler = async (how: "kill" | "stop" = "kill"): Promise<ServiceProcess> => {
+      if (how === "kill") {
+        scheduler.signal("SIGKILL");
+        await scheduler.exited;
+      } else {
+        await scheduler.stop();
+      }
+      scheduler = await launch("scheduler", { args: [...schedulerArgs, "--grpc-port", schedulerPort] });
+      return scheduler;
+    };
     return {
       gatewayUrl: `http://127.0.0.1:${String(gateway.ready["http_port"])}`,
       gatewayGrpcAddress: `127.0.0.1:${String(gateway.ready["grpc_port"])}`,
@@ -117,9 +134,12 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       redisPrefix: prefix,
       redis,
       gateway,
-      scheduler,
+      get scheduler() {
+        return scheduler;
+      },
       workers,
       addWorker,
+      restartScheduler,
       stop: () => {
         stopping ??= (async () => {
           await gateway.stop();

@@ -29,6 +29,8 @@ export interface SchedulerConfig {
   readonly policy: "cache_aware" | "round_robin";
   /** Weight of the KV-cache prefix scorer; `--weight-prefix`, default 2. */
   readonly weightPrefix: number;
+  /** Cached fraction of a prompt below which locality is ignored; `--prefix-min-ratio`, default 0.5. */
+  readonly prefixMinRatio: number;
   /** Tokens per KV block for the prefix index; must match the workers'; `--kv-block-size`, default 16. */
   readonly kvBlockSize: number;
   /** Load-imbalance guard: busy-sequence gap above which locality is ignored; `--imbalance-abs`, default 8. */
@@ -61,6 +63,7 @@ export function loadSchedulerConfig(source: SettingsSource = { argv: process.arg
     registryRefreshMs: s.int("registry-refresh-ms", 500, { min: 50, max: 60_000 }),
     policy: s.oneOf("policy", ["cache_aware", "round_robin"] as const, "cache_aware"),
     weightPrefix: s.number("weight-prefix", 2, { min: 0 }),
+    prefixMinRatio: s.number("prefix-min-ratio", 0.5, { min: 0, max: 1 }),
     kvBlockSize: s.int("kv-block-size", 16, { min: 1, max: 4096 }),
     imbalanceAbs: s.number("imbalance-abs", 8, { min: 0 }),
     imbalanceRel: s.number("imbalance-rel", 1.5, { min: 1 }),

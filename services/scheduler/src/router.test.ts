@@ -71,3 +71,12 @@ test("prefix locality wins over mild load; the imbalance guard overrides it; no 
   assert.equal(d3.outcome, "load_only_no_index");
   assert.equal(d3.worker.id, "b");
 });
+
+test("a full locality pick does not beat a worker with a free slot", async () => {
+  const { PrefixScorer } = await import("./scorers/prefix-scorer.ts");
+  const router = new Router({ scorers: [{ scorer: new PrefixScorer(), weight: 2 }, { scorer: new LoadScorer(), weight: 1 }] });
+  const q = { ...query(100), cachedTokens: new Map([["a", 90]]) };
+  const d = router.route(q, [worker("a", { activeSlots: 4, updatedAt: 1e15 }), worker("b", { activeSlots: 2, updatedAt: 1e15 })], new Set());
+  assert.equal(d.worker.id, "b");
+  assert.equal(d.outcome, "imbalance_guard");
+});

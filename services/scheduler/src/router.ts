@@ -33,7 +33,8 @@ export interface RouterOptions {
    * worker holding the longest cached prefix is busier than the idlest
    * candidate by more than `absolute` sequences and by more than `relative`
    * times, locality is ignored for that decision, so one hot prefix cannot
-   * pile up on one worker. Default 8 and 1.5.
+   * pile up on one worker. Default 8 and 1.5. Independently of these, a
+   * locality pick with no free slot never beats a worker with a free slot.
    */
   readonly imbalance?: { absolute: number; relative: number };
   /**
@@ -94,7 +95,12 @@ export class Router {
       });
       const guard = this.#options.imbalance ?? { absolute: 8, relative: 1.5 };
       const hot = localBest >= 0 ? (busy[localBest] ?? 0) : 0;
-      const imbalanced = localBest >= 0 && hot - min > guard.absolute && hot > guard.relative * min;
+      // Waiting in a queue for a slot costs more than recomputing a prefix
+      // elsewhere: a full locality pick never wins over a worker with a free slot.
+      const hotFull = localBest >= 0 && hot >= (candidates[localBest]?.info.slots ?? 0);
+      const someoneFree = candidates.some((c, i) => (busy[i] ?? 0) < c.info.slots);
+      const imbalanced =
+        localBest >= 0 && ((hotFull && someoneFree) || (hot - min > guard.absolute && hot > guard.relative * min));
       let localityUsed = false;
       const totals = new Array<number>(candidates.length).fill(0);
       for (const { scorer, weight } of this.#options.scorers) {

@@ -61,7 +61,7 @@ export async function startScheduler(
     mode: config.policy === "round_robin" ? "round_robin" : "scored",
     imbalance: { absolute: config.imbalanceAbs, relative: config.imbalanceRel },
     scorers: [
-      { scorer: new PrefixScorer(), weight: config.weightPrefix },
+      { scorer: new PrefixScorer(config.prefixMinRatio), weight: config.weightPrefix },
       { scorer: new LoadScorer(), weight: config.weightLoad },
       { scorer: new KvCapacityScorer(), weight: config.weightKv },
     ],
