@@ -62,6 +62,7 @@ for (const convo of script) {
 }
 
 interface Sample {
+  turn: number;
   ttftMs: number;
   promptTokens: number;
   cachedTokens: number;
@@ -84,7 +85,7 @@ async function run(policy: "round_robin" | "cache_aware") {
   const conversation = async (convo: (typeof script)[number]): Promise<void> => {
     await new Promise((r) => setTimeout(r, convo.startMs));
     const messages: { role: string; content: string }[] = [{ role: "system", content: convo.system }];
-    for (const user of convo.users) {
+    for (const [turnIndex, user] of convo.users.entries()) {
       messages.push({ role: "user", content: user });
       const start = performance.now();
       try {
@@ -125,6 +126,7 @@ async function run(policy: "round_robin" | "cache_aware") {
         }
         if (!usage) throw new Error("no usage");
         samples.push({
+          turn: turnIndex,
           ttftMs: Number.isNaN(ttft) ? performance.now() - start : ttft,
           promptTokens: usage.prompt_tokens,
           cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
@@ -148,7 +150,11 @@ async function run(policy: "round_robin" | "cache_aware") {
   const prompt = samples.reduce((a, s) => a + s.promptTokens, 0);
   const cached = samples.reduce((a, s) => a + s.cachedTokens, 0);
   const out = samples.reduce((a, s) => a + s.completionTokens, 0);
-  return { policy, requests: samples.length, failed, p50: pct(50), p99: pct(99), tokS: out / wall, hit: cached / Math.max(1, prompt), wall };
+  const byTurn = Array.from({ length: T }, (_, t) => {
+    const ss = samples.filter((x) => x.turn === t);
+    return ss.reduce((a, x) => a + x.cachedTokens, 0) / Math.max(1, ss.reduce((a, x) => a + x.promptTokens, 0));
+  });
+  return { policy, requests: samples.length, failed, p50: pct(50), p99: pct(99), tokS: out / wall, hit: cached / Math.max(1, prompt), wall, byTurn };
 }
 
 console.log(
@@ -164,6 +170,7 @@ for (const r of [rr, ca]) {
     `| ${r.policy} | ${r.requests} | ${r.failed} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.tokS.toFixed(0)} | ${(100 * r.hit).toFixed(1)}% |`,
   );
 }
+console.log(`hit rate by turn: ${[rr, ca].map((r) => `${r.policy} ${r.byTurn.map((h) => `${(100 * h).toFixed(0)}%`).join(" ")}`).join("; ")}`);
 console.log(
   `ratios cache-aware / round-robin: TTFT p50 ${(ca.p50 / rr.p50).toFixed(2)} (target ≤ 0.5), TTFT p99 ${(ca.p99 / rr.p99).toFixed(2)}, ` +
     `hit rate ${(ca.hit / Math.max(1e-9, rr.hit)).toFixed(2)}× (target ≥ 3), tok/s ${(ca.tokS / rr.tokS).toFixed(2)}`,
