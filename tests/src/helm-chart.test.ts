@@ -303,7 +303,9 @@ describe("helm chart: key facts", () => {
     }
     const gw = mainContainer(one(component(r, "Deployment", "gateway"), "gateway"));
     assert.equal(env(gw, "SMOLLM_API_KEYS_FILE")?.value, "/etc/smollm/api-keys/api-keys");
-    assert.match(r.notes, /NOT authenticated/);
+    assert.deepEqual(env(gw, "SMOLLM_REDIS_URL")?.valueFrom, { secretKeyRef: { name: "smollm-redis", key: "url" } });
+    assert.match(r.notes, /Authorization: Bearer/);
+    assert.match(render("values.yaml").notes, /NOT authenticated/);
   });
 
   test("the Grafana dashboard queries only metrics the services export, covering the issue's list", () => {
@@ -516,12 +518,11 @@ function asFlags(vars: Record<string, string>, exempt: ReadonlySet<string>): str
 }
 
 // Read elsewhere than config.ts, checked below.
-const NOT_CONFIG = new Set(["SMOLLM_MODEL_CACHE_DIR", "SMOLLM_API_KEYS_FILE"]);
+const NOT_CONFIG = new Set(["SMOLLM_MODEL_CACHE_DIR"]);
 
 describe("helm chart: the services accept what the chart sets, and it is consistent", () => {
-  test("SMOLLM_MODEL_CACHE_DIR is read by packages/gguf; SMOLLM_API_KEYS_FILE is marked as coming", () => {
+  test("SMOLLM_MODEL_CACHE_DIR is read by packages/gguf", () => {
     assert.match(readFileSync(join(ROOT, "packages/gguf/src/model-cache.ts"), "utf8"), /SMOLLM_MODEL_CACHE_DIR/);
-    assert.match(readFileSync(join(CHART, "values.yaml"), "utf8"), /COMING, NOT ENFORCED YET: API keys/);
   });
 
   for (const file of VALUES_FILES) {
@@ -552,6 +553,11 @@ describe("helm chart: the services accept what the chart sets, and it is consist
       assert.equal(gw.grpcPort, grpcEnabled ? portNumber(gc, "grpc") : -1, "the public gRPC API listens on the declared port");
       assert.equal(gw.schedulerAddress, `${svcDns(sSvc.metadata.name)}:${String(sSvcGrpc?.port)}`);
       assert.equal(gw.modelId, (r.values["model"] as { id: string }).id);
+      // Per-key limits are shared through the cluster's Redis, under the cluster's prefix.
+      assert.equal(gw.redisUrl, sched.redisUrl);
+      assert.equal(gw.redisPrefix, sched.redisPrefix);
+      const apiKeys = (r.values["gateway"] as { apiKeys: { enabled: boolean; key: string } }).apiKeys;
+      assert.equal(gw.apiKeysFile, apiKeys.enabled ? `/etc/smollm/api-keys/${apiKeys.key}` : undefined);
 
       for (const sts of component(r, "StatefulSet", "worker")) {
         const wc = mainContainer(sts);

@@ -1,4 +1,4 @@
-import type { ChatMessage, ChatRole } from "./messages.ts";
+import type { ChatMessage, ChatRole, ChatToolCall } from "./messages.ts";
 import { invalidEnumValue, invalidType, invalidValue, missingParam } from "./param-errors.ts";
 
 // `developer` is OpenAI's newer name for `system` (sent by current SDKs for some
@@ -64,8 +64,44 @@ function parseMessage(value: unknown, path: string): ChatMessage {
     if (typeof toolCallId !== "string") throw invalidType(`${path}.tool_call_id`, "a string", toolCallId);
     message.toolCallId = toolCallId;
   }
-  // Extension point: assistant `tool_calls` are parsed here by the tools issue.
+  if (role === "assistant") {
+    const toolCalls = parseToolCalls(record["tool_calls"], `${path}.tool_calls`);
+    if (toolCalls.length > 0) message.toolCalls = toolCalls;
+  }
   return message;
+}
+
+/** An assistant turn's `tool_calls`: `[{id, type: "function", function: {name, arguments}}]`. */
+function parseToolCalls(value: unknown, path: string): ChatToolCall[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalidType(path, "an array", value);
+  const calls: ChatToolCall[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const callPath = `${path}[${i}]`;
+    const call: unknown = value[i];
+    if (typeof call !== "object" || call === null || Array.isArray(call)) throw invalidType(callPath, "an object", call);
+    const c = call as Record<string, unknown>;
+    const id = c["id"];
+    if (id === undefined || id === null) throw missingParam(`${callPath}.id`);
+    if (typeof id !== "string") throw invalidType(`${callPath}.id`, "a string", id);
+    const type = c["type"];
+    if (type !== undefined && type !== null && type !== "function") {
+      if (typeof type !== "string") throw invalidType(`${callPath}.type`, "a string", type);
+      throw invalidEnumValue(`${callPath}.type`, type, ["function"]);
+    }
+    const fn = c["function"];
+    if (fn === undefined || fn === null) throw missingParam(`${callPath}.function`);
+    if (typeof fn !== "object" || Array.isArray(fn)) throw invalidType(`${callPath}.function`, "an object", fn);
+    const f = fn as Record<string, unknown>;
+    const name = f["name"];
+    if (name === undefined || name === null) throw missingParam(`${callPath}.function.name`);
+    if (typeof name !== "string") throw invalidType(`${callPath}.function.name`, "a string", name);
+    const args = f["arguments"];
+    if (args === undefined || args === null) throw missingParam(`${callPath}.function.arguments`);
+    if (typeof args !== "string") throw invalidType(`${callPath}.function.arguments`, "a string", args);
+    calls.push({ id, name, arguments: args });
+  }
+  return calls;
 }
 
 function parseContent(value: unknown, role: ChatRole, path: string): string {

@@ -159,3 +159,48 @@ test("a long whitespace run inside the system message renders quickly", () => {
   assert.ok(performance.now() - started < 200);
   assert.ok(prompt.includes(`a${" ".repeat(200_000)}b\n\n<|im_end|>`));
 });
+
+test("tools: the xml_tools section closes the system turn; earlier calls and results render back", () => {
+  const tools = [
+    {
+      name: "get_weather",
+      description: "Météo d'une ville",
+      parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+    },
+    { name: "now" },
+  ];
+  const messages: ChatMessage[] = [
+    { role: "system", content: "Be brief. /no_think" },
+    { role: "user", content: "Weather in São Paulo?" },
+    {
+      role: "assistant",
+      content: "",
+      toolCalls: [
+        { id: "call_1", name: "get_weather", arguments: '{"city": "São Paulo"}' },
+        { id: "call_2", name: "now", arguments: "not json" },
+      ],
+    },
+    { role: "tool", content: '{"temp_c": 22}', toolCallId: "call_1" },
+  ];
+  const prompt = renderChatPrompt(messages, { today, tools });
+  const toolsSection =
+    "### Tools\n\nYou may call one or more functions to assist with the user query.\n" +
+    "You are provided with function signatures within <tools></tools> XML tags:\n\n<tools>\n" +
+    '{"type": "function", "function": {"name": "get_weather", "description": "Météo d\'une ville", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}\n' +
+    '{"type": "function", "function": {"name": "now"}}\n' +
+    "</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n" +
+    '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n\n';
+  assert.equal(
+    prompt,
+    header("/no_think", "Be brief.").replace("<|im_end|>\n", `${toolsSection}<|im_end|>\n`) +
+      "<|im_start|>user\nWeather in São Paulo?<|im_end|>\n" +
+      "<|im_start|>assistant\n<think>\n\n</think>\n" +
+      '<tool_call>\n{"name": "get_weather", "arguments": {"city": "São Paulo"}}\n</tool_call>\n' +
+      '<tool_call>\n{"name": "now", "arguments": "not json"}\n</tool_call><|im_end|>\n' +
+      '<|im_start|>user\n{"temp_c": 22}<|im_end|>\n' +
+      "<|im_start|>assistant\n<think>\n\n</think>\n",
+  );
+  // No tools: no section; /system_override: none either.
+  assert.ok(!renderChatPrompt(messages, { today }).includes("### Tools"));
+  assert.ok(!renderChatPrompt([{ role: "system", content: "x /system_override" }, { role: "user", content: "u" }], { today, tools }).includes("### Tools"));
+});

@@ -1,4 +1,5 @@
-import type { ChatMessage, ReasoningMode } from "./messages.ts";
+import type { ChatMessage, ChatToolCall, ReasoningMode } from "./messages.ts";
+import { pythonJson } from "./python-json.ts";
 import {
   DEFAULT_INSTRUCTIONS_NO_THINK,
   DEFAULT_INSTRUCTIONS_THINK,
@@ -10,8 +11,13 @@ import {
   SYSTEM_OVERRIDE_FLAG,
   THINK_END,
   THINK_FLAG,
+  TOOL_CALL_END,
+  TOOL_CALL_START,
+  TOOLS_POSTAMBLE,
+  TOOLS_PREAMBLE,
   formatTemplateDate,
 } from "./smollm3-template.ts";
+import type { ToolDefinition } from "./tools.ts";
 
 /** Options of {@link renderChatPrompt}. */
 export interface RenderChatPromptOptions {
@@ -27,8 +33,11 @@ export interface RenderChatPromptOptions {
    * a preformatted string, or `null` to leave the line out. Default: now.
    */
   today?: Date | string | null;
-  // Extension points for later issues: `tools` (rendered as the template's
-  // "### Tools" section of the system turn) and structured output.
+  /**
+   * Functions the model may call, listed in the system turn's "### Tools"
+   * section (the template's `xml_tools`); none when empty or absent.
+   */
+  tools?: readonly ToolDefinition[];
 }
 
 /**
@@ -53,12 +62,15 @@ export function resolveReasoningMode(messages: readonly ChatMessage[], enableThi
  * - a system turn with a "## Metadata" block (knowledge cutoff, today's date,
  *   reasoning mode) and "## Custom Instructions" (the first message's text if it
  *   is a system message, flags removed; otherwise the model's default preamble
- *   for the mode). A system message containing `/system_override` is used
- *   verbatim instead of the metadata block;
+ *   for the mode), then, when tools are given, the "### Tools" section
+ *   (`xml_tools`: one JSON line per tool inside `<tools></tools>` and the call
+ *   format). A system message containing `/system_override` is used verbatim
+ *   instead of the metadata block (and without tools);
  * - user turns as is, `tool` results as user turns; system messages after the
  *   first are not rendered (the template skips them);
  * - assistant turns with their reasoning dropped (only the text after the last
- *   `</think>` is kept) and, in no-think mode, an empty `<think>` block first;
+ *   `</think>` is kept), their `tool_calls` as `<tool_call>` blocks and, in
+ *   no-think mode, an empty `<think>` block first;
  * - the generation prompt `<|im_start|>assistant\n`, pre-filled with an empty
  *   think block in no-think mode.
  *
@@ -66,11 +78,18 @@ export function resolveReasoningMode(messages: readonly ChatMessage[], enableThi
  * ends with `<|im_end|>` (the official one closes it only when tools are
  * listed, which is the known bug llama.cpp's and this repository's GGUF copies
  * fix), the date is injectable and UTC, array contents are joined text rather
- * than dropped, and earlier turns' reasoning is dropped.
+ * than dropped, earlier turns' reasoning is dropped, tools are JSON (the
+ * official `tool | string` prints Python reprs) and earlier tool calls are
+ * rendered (the official template drops them).
  */
 export function renderChatPrompt(messages: readonly ChatMessage[], options: RenderChatPromptOptions = {}): string {
   const mode = resolveReasoningMode(messages, options.enableThinking);
-  let prompt = renderSystemTurn(messages[0], mode, options.today === undefined ? new Date() : options.today);
+  let prompt = renderSystemTurn(
+    messages[0],
+    mode,
+    options.today === undefined ? new Date() : options.today,
+    options.tools ?? [],
+  );
   const assistantOpen = mode === "think" ? `${IM_START}assistant\n` : `${IM_START}assistant\n${EMPTY_THINK_BLOCK}`;
   for (const message of messages) {
     switch (message.role) {
@@ -79,7 +98,7 @@ export function renderChatPrompt(messages: readonly ChatMessage[], options: Rend
         prompt += `${IM_START}user\n${message.content}${IM_END}\n`;
         break;
       case "assistant":
-        prompt += assistantOpen + stripLeadingNewlines(dropReasoning(message.content)) + IM_END + "\n";
+        prompt += assistantOpen + assistantText(message) + IM_END + "\n";
         break;
       case "system":
         // Only the first message can be the system prompt; the template ignores others.
@@ -90,7 +109,12 @@ export function renderChatPrompt(messages: readonly ChatMessage[], options: Rend
   return prompt;
 }
 
-function renderSystemTurn(first: ChatMessage | undefined, mode: ReasoningMode, today: Date | string | null): string {
+function renderSystemTurn(
+  first: ChatMessage | undefined,
+  mode: ReasoningMode,
+  today: Date | string | null,
+  tools: readonly ToolDefinition[],
+): string {
   const systemMessage = first?.role === "system" ? first.content : undefined;
   const customInstructions =
     systemMessage === undefined
@@ -104,8 +128,51 @@ function renderSystemTurn(first: ChatMessage | undefined, mode: ReasoningMode, t
   turn += `Reasoning Mode: ${mode === "think" ? THINK_FLAG : NO_THINK_FLAG}\n\n## Custom Instructions\n\n`;
   if (customInstructions !== "") turn += customInstructions;
   else turn += mode === "think" ? DEFAULT_INSTRUCTIONS_THINK : DEFAULT_INSTRUCTIONS_NO_THINK;
-  // Extension point: the tools issue inserts "### Tools\n\n…" here.
-  return `${turn}\n\n${IM_END}\n`;
+  turn += "\n\n";
+  if (tools.length > 0) {
+    turn += TOOLS_PREAMBLE;
+    for (const tool of tools) turn += `${renderTool(tool)}\n`;
+    turn += `${TOOLS_POSTAMBLE}\n\n`;
+  }
+  return `${turn}${IM_END}\n`;
+}
+
+/**
+ * A tool as the template lists it: the OpenAI tool object, normalized (known
+ * fields only, in OpenAI's order) so equal tools always render equally and
+ * keep the KV-cache prefix of the system turn stable.
+ */
+function renderTool(tool: ToolDefinition): string {
+  const fn: Record<string, unknown> = { name: tool.name };
+  if (tool.description !== undefined) fn["description"] = tool.description;
+  if (tool.parameters !== undefined) fn["parameters"] = tool.parameters;
+  return pythonJson({ type: "function", function: fn });
+}
+
+/**
+ * An earlier assistant turn: its answer without reasoning or leading
+ * newlines, then its calls as the model writes them, so a conversation with
+ * tool results reads to the model as the one it produced.
+ */
+function assistantText(message: ChatMessage): string {
+  let text = stripLeadingNewlines(dropReasoning(message.content));
+  const calls = message.toolCalls ?? [];
+  for (let i = 0; i < calls.length; i++) {
+    if (i > 0 || text !== "") text += "\n";
+    text += renderToolCall(calls[i] as ChatToolCall);
+  }
+  return text;
+}
+
+/** `<tool_call>\n{"name": "f", "arguments": {…}}\n</tool_call>`; arguments that are not JSON are quoted. */
+export function renderToolCall(call: Pick<ChatToolCall, "name" | "arguments">): string {
+  let args = call.arguments.trim();
+  try {
+    JSON.parse(args);
+  } catch {
+    args = JSON.stringify(call.arguments);
+  }
+  return `${TOOL_CALL_START}\n{"name": ${JSON.stringify(call.name)}, "arguments": ${args}}\n${TOOL_CALL_END}`;
 }
 
 /** Keeps what follows the last `</think>`: the answer without the reasoning. */

@@ -13,8 +13,23 @@ export const KNOWLEDGE_CUTOFF = "June 2025";
 /** Pre-filled after `<|im_start|>assistant\n` in no-think mode: an empty reasoning block. */
 export const EMPTY_THINK_BLOCK = "<think>\n\n</think>\n";
 
+/** Opens the model's reasoning block (a special token in SmolLM3's vocabulary). */
+export const THINK_START = "<think>";
+
 /** Closes the reasoning block; earlier assistant turns keep only what follows it. */
 export const THINK_END = "</think>";
+
+/** Around each function call the model writes: `<tool_call>\n{"name": …, "arguments": …}\n</tool_call>`. */
+export const TOOL_CALL_START = "<tool_call>";
+export const TOOL_CALL_END = "</tool_call>";
+
+/** The template's `xml_tools` section opens with this, then one JSON line per tool. */
+export const TOOLS_PREAMBLE =
+  "### Tools\n\nYou may call one or more functions to assist with the user query.\nYou are provided with function signatures within <tools></tools> XML tags:\n\n<tools>\n";
+
+/** And closes with this: how the model must format its calls. */
+export const TOOLS_POSTAMBLE =
+  '</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>';
 
 /** System-message flags: reasoning on / off, and "use my system message verbatim". */
 export const THINK_FLAG = "/think";

@@ -29,4 +29,18 @@ export class ClusterKeys {
   get workerEvents(): string {
     return `${this.prefix}events:workers`;
   }
+
+  /**
+   * An API key's request token bucket (hash: tokens, last refill), shared by
+   * every gateway. `{name}` is a Redis Cluster hash tag: the bucket and the
+   * stream leases of one key live in one slot, so one script can touch both.
+   */
+  rateLimitBucket(keyName: string): string {
+    return `${this.prefix}ratelimit:{${keyName}}:requests`;
+  }
+
+  /** An API key's stream leases: sorted set of lease ids scored by their expiry (epoch ms). */
+  streamLeases(keyName: string): string {
+    return `${this.prefix}ratelimit:{${keyName}}:streams`;
+  }
 }

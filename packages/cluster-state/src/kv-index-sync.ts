@@ -150,6 +150,26 @@ export class KvIndexSync {
     this.index.dropWorker(id);
   }
 
+  /**
+   * Reloads one worker's blocks from its snapshot set; call it when a worker
+   * (re)joins routing. A worker publishes only changes, so if it was dropped
+   * while still alive (the registry looked empty for a moment after Redis was
+   * flushed or restarted, a late heartbeat), the blocks it still holds would
+   * never come back and prefix routing would miss them for good. Events the
+   * follower applies afterwards are newer than the set or already in it, and
+   * applied in order they converge, as after a rebuild. Never throws; if Redis
+   * cannot be read the index is rebuilt whole once it can.
+   */
+  async resyncWorker(id: string): Promise<void> {
+    try {
+      const members = await this.#o.redis.smembers(this.#o.keys.kvBlocks(id));
+      if (!this.#closed) this.index.reset(id, members);
+    } catch (error: unknown) {
+      if (this.#healthy) this.#o.logger.warn({ err: error, worker_id: id }, "kv blocks of a joining worker unreadable; rebuilding the index");
+      this.#healthy = false;
+    }
+  }
+
   /** Stops following. Idempotent; the reader connection is closed by its owner (which unblocks XREAD). */
   async close(): Promise<void> {
     this.#closed = true;

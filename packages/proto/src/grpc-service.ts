@@ -51,11 +51,17 @@ export type ServiceHandlers<T extends GenServiceMethods> = {
 
 /** Hooks called around every call (logging, metrics). */
 export interface ServiceHooks {
-  onError?: (method: string, error: unknown) => void;
+  /** A call failed; `context` carries its metadata (e.g. `x-request-id`, for the log line). */
+  onError?: (method: string, error: unknown, context: CallContext) => void;
 }
 
 function serializer<D extends DescMessage>(schema: D) {
   return (message: MessageShape<D>): Buffer => Buffer.from(toBinary(schema, message));
+}
+
+/** What a request deserializer hands on for bytes that are not a valid message. */
+class MalformedMessage {
+  constructor(readonly error: InvalidRequestError) {}
 }
 
 function deserializer<D extends DescMessage>(schema: D) {
@@ -63,9 +69,16 @@ function deserializer<D extends DescMessage>(schema: D) {
     try {
       return fromBinary(schema, bytes);
     } catch (error: unknown) {
-      // grpc-js turns a throwing deserializer into INTERNAL; tag it so the
-      // handler wrapper can answer INVALID_ARGUMENT instead.
-      throw new InvalidRequestError(`malformed ${schema.typeName} message`, { cause: error });
+      // A throwing deserializer makes grpc-js answer INTERNAL ("Error
+      // deserializing request") before any handler runs, so a client's bad
+      // bytes (truncated, wrong wire types, invalid UTF-8 in a string) would
+      // look like a server bug. Hand the handler wrapper a marker instead; it
+      // answers INVALID_ARGUMENT.
+      return new MalformedMessage(
+        new InvalidRequestError(`malformed ${schema.typeName} message: ${error instanceof Error ? error.message : String(error)}`, {
+          cause: error,
+        }),
+      ) as unknown as MessageShape<D>;
     }
   };
 }
@@ -124,14 +137,18 @@ export function serviceImplementation<T extends GenServiceMethods>(
     if (method.methodKind === "unary") {
       impl[method.localName] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
         const { context, done } = contextOf(call);
-        (handler as (r: unknown, c: CallContext) => Promise<unknown>)(call.request, context).then(
+        const request: unknown = call.request;
+        (request instanceof MalformedMessage
+          ? Promise.reject(request.error)
+          : (handler as (r: unknown, c: CallContext) => Promise<unknown>)(request, context)
+        ).then(
           (response) => {
             done();
             callback(null, create(method.output, response as never));
           },
           (error: unknown) => {
             done();
-            hooks.onError?.(method.localName, error);
+            hooks.onError?.(method.localName, error, context);
             callback(toGrpcStatus(error));
           },
         );
@@ -141,7 +158,9 @@ export function serviceImplementation<T extends GenServiceMethods>(
         const { context, done } = contextOf(call);
         void (async () => {
           try {
-            const iterable = (handler as (r: unknown, c: CallContext) => AsyncIterable<unknown>)(call.request, context);
+            const request: unknown = call.request;
+            if (request instanceof MalformedMessage) throw request.error;
+            const iterable = (handler as (r: unknown, c: CallContext) => AsyncIterable<unknown>)(request, context);
             for await (const message of iterable) {
               if (context.signal.aborted) break;
               const flushed = call.write(create(method.output, message as never));
@@ -149,7 +168,7 @@ export function serviceImplementation<T extends GenServiceMethods>(
             }
             if (!context.signal.aborted) call.end();
           } catch (error: unknown) {
-            hooks.onError?.(method.localName, error);
+            hooks.onError?.(method.localName, error, context);
             // grpc-js sends a status for an emitted error (destroy() would not).
             if (!context.signal.aborted) call.emit("error", toGrpcStatus(error));
           } finally {

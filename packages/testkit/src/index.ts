@@ -8,3 +8,16 @@ export {
   type StartServiceOptions,
 } from "./service-process.ts";
 export { startLocalCluster, type LocalCluster, type LocalClusterOptions } from "./local-cluster.ts";
+export { startTcpProxy, type ProxyMode, type TcpProxy } from "./tcp-proxy.ts";
+export { RssSampler, rssBytes, type RssSample, type RssTrend } from "./proc-stats.ts";
+export {
+  chatCompletion,
+  loadAgent,
+  percentile,
+  runLoad,
+  type ChatCallOptions,
+  type ChatOutcomeKind,
+  type ChatResult,
+  type LoadOptions,
+  type LoadSummary,
+} from "./load-client.ts";

@@ -49,6 +49,12 @@ export interface LocalCluster {
   restartScheduler(how?: "kill" | "stop"): Promise<ServiceProcess>;
   /** Starts one more worker (index = workers.length). */
   addWorker(extraArgs?: readonly string[]): Promise<ServiceProcess>;
+  /**
+   * Starts one more gateway on free ports with the first one's flags (plus
+   * `extraArgs`), sharing the scheduler and Redis: several replicas behind
+   * one load balancer. Its URL is `http://127.0.0.1:<ready.http_port>`.
+   */
+  addGateway(extraArgs?: readonly string[]): Promise<ServiceProcess>;
   /** Stops everything, gateway first; idempotent. */
   stop(): Promise<void>;
 }
@@ -109,13 +115,22 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     };
     await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
     workers.sort((a, b) => a.label.localeCompare(b.label));
+    const gatewayArgs = [
+      "--host", "127.0.0.1", "--scheduler-address", schedulerAddress, "--redis-url", redisUrl, "--redis-prefix", prefix,
+      "--log-level", options.logLevel ?? "warn", ...(options.gatewayArgs ?? []),
+    ];
     const gateway = await launch("gateway", {
-      args: [
-        "--host", "127.0.0.1", "--port", String(options.gatewayPort ?? 0),
-        "--grpc-port", String(options.gatewayGrpcPort ?? 0), "--scheduler-address", schedulerAddress,
-        "--log-level", options.logLevel ?? "warn", ...(options.gatewayArgs ?? []),
-      ],
+      args: [...gatewayArgs, "--port", String(options.gatewayPort ?? 0), "--grpc-port", String(options.gatewayGrpcPort ?? 0)],
     });
+    const extraGateways: ServiceProcess[] = [];
+    const addGateway = async (extra: readonly string[] = []): Promise<ServiceProcess> => {
+      const g = await launch("gateway", {
+        label: `gateway-${extraGateways.length + 1}`,
+        args: [...gatewayArgs, "--port", "0", "--grpc-port", "0", ...extra],
+      });
+      extraGateways.push(g);
+      return g;
+    };
     let stopping: Promise<void> | undefined;
     const restartScheduler = async (how: "kill" | "stop" = "kill"): Promise<ServiceProcess> => {
       if (how === "kill") {
@@ -139,10 +154,11 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       },
       workers,
       addWorker,
+      addGateway,
       restartScheduler,
       stop: () => {
         stopping ??= (async () => {
-          await gateway.stop();
+          await Promise.all([gateway, ...extraGateways].map((g) => g.stop()));
           await Promise.all(workers.map((w) => w.stop()));
           await scheduler.stop();
           await redis?.stop();

@@ -20,6 +20,8 @@ export async function freePort(): Promise<number> {
 export interface TestRedis {
   readonly port: number;
   readonly url: string;
+  /** The redis-server process id now (changes on restart; -1 when stopped), for RSS sampling. */
+  readonly pid: number;
   /** Stops the server (SIGTERM) and waits for it; idempotent. */
   stop(): Promise<void>;
   /** Starts it again on the same port after {@link stop} (a Redis restart). */
@@ -68,6 +70,9 @@ export async function startTestRedis(): Promise<TestRedis> {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child?.pid ?? -1;
+    },
     stop,
     restart: async () => {
       await stop();

@@ -30,3 +30,14 @@ export function modelNotFound(model: string): ApiError {
     apiCode: "model_not_found",
   });
 }
+
+/**
+ * The model's output cannot be given as asked: a function call that is not
+ * JSON, names a function that was not offered, or has arguments its schema
+ * rejects. A server error (the client did nothing wrong; retrying may help),
+ * with a message that says what was wrong, as OpenAI does for "The model
+ * produced invalid content".
+ */
+export function invalidModelOutput(message: string): ApiError {
+  return new ApiError("internal", message, { status: 500, apiCode: "invalid_model_output" });
+}

@@ -1,17 +1,20 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { CancelledError } from "@smollm/common";
+import type { TokenLogprobs } from "@smollm/proto";
 import { modelNotFound } from "./api-error.ts";
 import { writeChunk } from "./backpressure.ts";
 import { parseChatCompletionRequest, type ChatCompletionRequest } from "./chat-request.ts";
+import { CompletionOutput, type OutputDelta } from "./completion-output.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GenerationResult, GenerationSink, Generator } from "./generation.ts";
 import { generationParams } from "./generation-params.ts";
 import { errorBody, toHttpError, type HttpError } from "./http-errors.ts";
+import { toLogprobContent } from "./logprobs.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { readJsonBody } from "./request-body.ts";
 import { completionId } from "./request-id.ts";
-import { SSE_DONE, SseFrames, sseErrorFrame, usageObject } from "./sse-frames.ts";
+import { SSE_DONE, SseFrames, sseErrorFrame, usageObject, type LogprobContent } from "./sse-frames.ts";
 
 /** What the chat completions handler needs from the gateway. */
 export interface ChatCompletionsDeps {
@@ -53,8 +56,10 @@ class ChatCompletionExchange implements GenerationSink {
   #workerId = "";
   #firstTokenAt = 0;
   #lastTokenAt = 0;
-  /** Non-stream mode: the text so far. */
-  readonly #parts: string[] = [];
+  /** Reads the raw text into reasoning, answer and function calls. */
+  #output: CompletionOutput | undefined;
+  /** With logprobs: non-stream mode, every token's; stream mode, those not yet sent. */
+  #logprobs: LogprobContent[] | undefined;
 
   constructor(deps: ChatCompletionsDeps, req: IncomingMessage, res: ServerResponse, requestId: string) {
     this.#deps = deps;
@@ -96,19 +101,34 @@ class ChatCompletionExchange implements GenerationSink {
     if (this.#stream) {
       this.#frames = new SseFrames(id, created, model, this.#deps.systemFingerprint, request.includeUsage);
     }
+    const output = new CompletionOutput(request);
+    this.#output = output;
+    if (request.topLogprobs !== undefined) this.#logprobs = [];
     const result = await generator.run(
       generationParams(request, config, this.#requestId),
       this,
       { signal: this.#abort.signal, deadline: Date.now() + config.requestTimeoutMs },
     );
     this.#workerId = result.workerId;
+    const { deltas, finishReason } = output.finish(result.finishReason);
     const frames = this.#frames;
     if (frames !== undefined) {
-      if (!this.#committed) this.#commit("");
-      let tail = frames.finish(result.finishReason);
+      let tail = this.#framesOf(frames, deltas);
+      tail += frames.finish(finishReason, this.#takeLogprobs());
       if (request.includeUsage) tail += frames.usage(result.usage);
+      if (!this.#committed) this.#commit("");
       this.#res.end(tail + SSE_DONE);
     } else {
+      const message: Record<string, unknown> = {
+        role: "assistant",
+        // OpenAI's answer that only calls functions has null content.
+        content: output.content === "" && output.toolCalls.length > 0 ? null : output.content,
+      };
+      if (output.reasoning !== "") message["reasoning_content"] = output.reasoning;
+      if (output.toolCalls.length > 0) {
+        message["tool_calls"] = output.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
+      }
+      message["refusal"] = null;
       const body = JSON.stringify({
         id,
         object: "chat.completion",
@@ -117,9 +137,9 @@ class ChatCompletionExchange implements GenerationSink {
         choices: [
           {
             index: 0,
-            message: { role: "assistant", content: this.#parts.join(""), refusal: null },
-            logprobs: null,
-            finish_reason: result.finishReason,
+            message,
+            logprobs: this.#logprobs === undefined ? null : { content: this.#logprobs, refusal: null },
+            finish_reason: finishReason,
           },
         ],
         usage: usageObject(result.usage),
@@ -142,7 +162,7 @@ class ChatCompletionExchange implements GenerationSink {
     this.#workerId = workerId;
   }
 
-  onDelta(text: string, tokens: number): Promise<void> | undefined {
+  onDelta(text: string, tokens: number, logprobs?: readonly TokenLogprobs[]): Promise<void> | undefined {
     const now = performance.now();
     if (this.#firstTokenAt === 0) {
       this.#firstTokenAt = now;
@@ -151,13 +171,49 @@ class ChatCompletionExchange implements GenerationSink {
       this.#deps.metrics.interTokenLatency.observe((now - this.#lastTokenAt) / 1000 / (tokens > 0 ? tokens : 1));
     }
     this.#lastTokenAt = now;
+    // Throws (a rejection that ends the generation) for a function call the request does not allow.
+    const deltas = (this.#output as CompletionOutput).push(text);
+    if (logprobs !== undefined && logprobs.length > 0) this.#logprobs?.push(...toLogprobContent(logprobs));
     const frames = this.#frames;
-    if (frames === undefined) {
-      this.#parts.push(text);
-      return undefined;
+    if (frames === undefined) return undefined;
+    const chunk = this.#framesOf(frames, deltas);
+    if (chunk === "") return undefined;
+    if (!this.#committed) return this.#commit(chunk);
+    return writeChunk(this.#res, chunk, this.#deps.config.writeStallTimeoutMs);
+  }
+
+  /** The SSE frames of `deltas`; log-probabilities not sent yet go with the first. */
+  #framesOf(frames: SseFrames, deltas: readonly OutputDelta[]): string {
+    let chunk = "";
+    for (const d of deltas) {
+      const logprobs = this.#takeLogprobs();
+      if (d.kind === "content" && logprobs === undefined) {
+        chunk += frames.content(d.text);
+      } else if (d.kind === "content") {
+        chunk += frames.delta({ content: d.text }, logprobs);
+      } else if (d.kind === "reasoning") {
+        chunk += frames.delta({ reasoning_content: d.text }, logprobs);
+      } else {
+        const call: Record<string, unknown> = { index: d.index };
+        if (d.id !== undefined) {
+          call["id"] = d.id;
+          call["type"] = "function";
+          call["function"] = { name: d.name, arguments: d.arguments };
+        } else {
+          call["function"] = { arguments: d.arguments };
+        }
+        chunk += frames.delta({ tool_calls: [call] }, logprobs);
+      }
     }
-    if (!this.#committed) return this.#commit(frames.content(text));
-    return writeChunk(this.#res, frames.content(text), this.#deps.config.writeStallTimeoutMs);
+    return chunk;
+  }
+
+  /** Stream mode: the log-probabilities not sent yet (undefined when there are none). */
+  #takeLogprobs(): LogprobContent[] | undefined {
+    if (this.#frames === undefined || this.#logprobs === undefined || this.#logprobs.length === 0) return undefined;
+    const taken = this.#logprobs;
+    this.#logprobs = [];
+    return taken;
   }
 
   /**

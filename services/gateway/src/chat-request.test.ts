@@ -25,6 +25,12 @@ test("minimal request: defaults are undefined, flags false", () => {
     user: undefined,
     enableThinking: undefined,
     ignoreEos: false,
+    tools: [],
+    toolChoice: { type: "none" },
+    parallelToolCalls: true,
+    responseFormat: { type: "text" },
+    constraint: undefined,
+    topLogprobs: undefined,
   });
 });
 

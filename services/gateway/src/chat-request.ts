@@ -1,12 +1,20 @@
 import {
   RequestParamError,
   describeJsonType,
+  invalidEnumValue,
   invalidType,
   invalidValue,
   missingParam,
   parseChatMessages,
+  parseToolChoice,
+  parseTools,
   type ChatMessage,
+  type ToolChoice,
+  type ToolDefinition,
 } from "@smollm/chat";
+import type { GenerationConstraint } from "./generation.ts";
+import { parseResponseFormat, type ResponseFormat } from "./response-format.ts";
+import { toolCallConstraint } from "./tool-call-constraint.ts";
 
 /** A validated OpenAI chat completion request; `undefined` means "not given, use the default". */
 export interface ChatCompletionRequest {
@@ -28,13 +36,36 @@ export interface ChatCompletionRequest {
   /** `stream_options.include_usage`. */
   includeUsage: boolean;
   user: string | undefined;
-  /** Extension (vLLM / the public proto): `enable_thinking` or `chat_template_kwargs.enable_thinking`. */
+  /**
+   * Reasoning on or off: `enable_thinking` or `chat_template_kwargs.enable_thinking`
+   * (vLLM, llama-server), else `reasoning_effort` (`none` = off); undefined
+   * leaves it to the system prompt's `/think` or `/no_think` (default on).
+   */
   enableThinking: boolean | undefined;
+  /** `tools` (functions only) and `tool_choice` (default `auto` with tools, else `none`). */
+  tools: ToolDefinition[];
+  toolChoice: ToolChoice;
+  /** `parallel_tool_calls` (default true): more than one call per turn. */
+  parallelToolCalls: boolean;
+  responseFormat: ResponseFormat;
+  /**
+   * Constrained decoding: the JSON of `response_format`, or the call that
+   * `tool_choice: required` or a named function forces; undefined when the
+   * model writes freely.
+   */
+  constraint: GenerationConstraint | undefined;
+  /** With `logprobs: true`: `top_logprobs` (0 when not given); undefined without logprobs. */
+  topLogprobs: number | undefined;
   /** Extension (vLLM, llama-server): keep generating through end-of-generation tokens; for benchmarks. */
   ignoreEos: boolean;
+  /** Extension `exact_prefill`: never prefill a long prompt block-parallel (an approximation); docs/parallel-prefill.md. */
+  exactPrefill?: boolean;
 }
 
 const MAX_STOP_SEQUENCES = 4;
+const MAX_TOP_LOGPROBS = 20;
+/** OpenAI's values; SmolLM3 reasons or not, so every value but `none` means on. */
+const REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high"] as const;
 const UINT32_MAX = 0xffff_ffff;
 
 type Body = Readonly<Record<string, unknown>>;
@@ -71,9 +102,37 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
 
   const streamOptions = optionalObject(b, "stream_options");
   const chatTemplateKwargs = optionalObject(b, "chat_template_kwargs");
+  const reasoningEffort = optionalString(b, "reasoning_effort");
+  if (reasoningEffort !== undefined && !(REASONING_EFFORTS as readonly string[]).includes(reasoningEffort)) {
+    throw invalidEnumValue("reasoning_effort", reasoningEffort, REASONING_EFFORTS);
+  }
   const enableThinking =
     optionalBoolean(b, "enable_thinking", "enable_thinking") ??
-    (chatTemplateKwargs && optionalBoolean(chatTemplateKwargs, "enable_thinking", "chat_template_kwargs.enable_thinking"));
+    (chatTemplateKwargs && optionalBoolean(chatTemplateKwargs, "enable_thinking", "chat_template_kwargs.enable_thinking")) ??
+    (reasoningEffort === undefined ? undefined : reasoningEffort !== "none");
+
+  const tools = parseTools(b["tools"]);
+  const toolChoice = parseToolChoice(b["tool_choice"], tools);
+  const parallelToolCalls = optionalBoolean(b, "parallel_tool_calls", "parallel_tool_calls") ?? true;
+  const responseFormat = parseResponseFormat(b["response_format"]);
+  const forcedCall = toolCallConstraint(tools, toolChoice, parallelToolCalls);
+  if (forcedCall !== undefined && responseFormat.type !== "text") {
+    throw invalidValue(
+      "response_format",
+      "a JSON response format cannot be combined with a tool_choice that forces a function call: the output is either the call or the JSON.",
+    );
+  }
+  const constraint =
+    forcedCall ??
+    (responseFormat.type === "text"
+      ? undefined
+      : { jsonSchema: JSON.stringify(responseFormat.grammarSchema), prefix: "", suffix: "", maxValues: 0 });
+
+  const logprobs = optionalBoolean(b, "logprobs", "logprobs") ?? false;
+  const topLogprobs = optionalInteger(b, "top_logprobs", { min: 0, max: MAX_TOP_LOGPROBS });
+  if (topLogprobs !== undefined && !logprobs) {
+    throw invalidValue("top_logprobs", "'logprobs' must be set to true when 'top_logprobs' is given.");
+  }
 
   return {
     model,
@@ -93,6 +152,14 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
     user: optionalString(b, "user"),
     enableThinking,
     ignoreEos: optionalBoolean(b, "ignore_eos", "ignore_eos") ?? false,
+    tools,
+    toolChoice,
+    parallelToolCalls,
+    responseFormat,
+    constraint,
+    topLogprobs: logprobs ? (topLogprobs ?? 0) : undefined,
+    // Only present when asked for, so requests without the extension look as before.
+    ...(optionalBoolean(b, "exact_prefill", "exact_prefill") === true ? { exactPrefill: true } : {}),
   };
 }
 

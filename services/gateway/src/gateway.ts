@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { ClusterError, UnavailableError } from "@smollm/common";
@@ -14,6 +14,10 @@ import {
   type GrpcServer,
 } from "@smollm/proto";
 import { chatServiceHandlers } from "./grpc-chat-service.ts";
+import { AccessControl, type Admission } from "./access-control.ts";
+import { withAdmission } from "./grpc-admission.ts";
+import { withLatencyMetrics } from "./grpc-latency.ts";
+import { createApiServer, internalCredentials, publicGrpcCredentials, type ApiServer } from "./tls.ts";
 import { ApiError, modelNotFound } from "./api-error.ts";
 import { serveChatCompletion, type ChatCompletionsDeps } from "./chat-completions.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -30,12 +34,14 @@ export interface Gateway {
   /** The public gRPC API's port; undefined when disabled. */
   readonly grpcPort: number | undefined;
   readonly metrics: GatewayMetrics;
+  /** API keys and per-key limits. */
+  readonly access: AccessControl;
   /**
    * Starts draining: `/readyz` and new chat completions answer 503, in-flight
    * requests go on. Resolves when none is left (the caller bounds the wait).
    */
   drain(): Promise<void>;
-  /** Closes the HTTP server (aborting what is still in flight) and the gRPC clients. Idempotent. */
+  /** Closes the HTTP server (aborting what is still in flight), the gRPC clients and the rate limiter. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -48,8 +54,10 @@ const JSON_HEADERS = { "content-type": "application/json" } as const;
  */
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
   const metrics = createGatewayMetrics();
-  const scheduler = createClient(SchedulerService, config.schedulerAddress);
-  const workers = new WorkerPool();
+  const access = await AccessControl.start(config, logger, metrics);
+  const credentials = internalCredentials(config);
+  const scheduler = createClient(SchedulerService, config.schedulerAddress, { credentials });
+  const workers = new WorkerPool(credentials);
   const generator = new Generator({
     scheduler,
     workers,
@@ -57,6 +65,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     logger,
     defaultMaxTokens: config.defaultMaxTokens,
     maxRetries: config.maxRetries,
+    workerAckTimeoutMs: config.workerAckTimeoutMs,
+    routeTimeoutMs: config.routeTimeoutMs,
+    routeRetryMs: config.routeRetryMs,
   });
   const deps: ChatCompletionsDeps = {
     config,
@@ -80,6 +91,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     const failure = toHttpError(error);
     const headers: Record<string, string> = { ...JSON_HEADERS, "x-request-id": requestId };
     if (failure.retryAfterS !== undefined) headers["retry-after"] = String(failure.retryAfterS);
+    if (failure.status === 401) headers["www-authenticate"] = 'Bearer realm="smollm"';
     res.writeHead(failure.status, headers).end(errorBody(failure.object));
   };
 
@@ -98,7 +110,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         return sendError(res, requestId, new UnavailableError("The server is shutting down; retry on another instance.", { retryAfterMs: 1000 }));
       }
       inFlight++;
-      serveChatCompletion(deps, req, res, requestId)
+      admitAndServe(req, res, requestId)
         .catch((error: unknown) => logger.error({ err: error, request_id: requestId }, "chat completion handler failed"))
         .finally(leave);
       return;
@@ -126,16 +138,47 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         );
         return;
       case "/v1/models":
+        if (!authenticated(req, res, requestId)) return;
         res.writeHead(200, { ...JSON_HEADERS, "x-request-id": requestId }).end(modelList);
         return;
     }
     if (path.startsWith("/v1/models/")) {
+      if (!authenticated(req, res, requestId)) return;
       const id = decodeURIComponent(path.slice("/v1/models/".length));
       if (deps.models.has(id)) res.writeHead(200, { ...JSON_HEADERS, "x-request-id": requestId }).end(modelJson);
       else sendError(res, requestId, modelNotFound(id));
       return;
     }
     notFound(res, requestId, method, path);
+  };
+
+  /** Authentication and per-key limits come first: a refused request's body is never read. */
+  const admitAndServe = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
+    let admission: Admission;
+    try {
+      admission = await access.admit(req.headers.authorization);
+    } catch (error: unknown) {
+      const e = toHttpError(error).error;
+      metrics.errors.inc({ code: e.code });
+      logger.info({ request_id: requestId, code: e.code, reason: e.message }, "chat completion refused");
+      sendError(res, requestId, e);
+      return;
+    }
+    try {
+      for (const [k, v] of Object.entries(admission.headers)) res.setHeader(k, v);
+      await serveChatCompletion(deps, req, res, requestId);
+    } finally {
+      admission.release();
+    }
+  };
+  const authenticated = (req: IncomingMessage, res: ServerResponse, requestId: string): boolean => {
+    try {
+      access.authenticate(req.headers.authorization);
+      return true;
+    } catch (error: unknown) {
+      sendError(res, requestId, toHttpError(error).error);
+      return false;
+    }
   };
 
   const methodNotAllowed = (res: ServerResponse, requestId: string, method: string, path: string, allow: string): void => {
@@ -145,9 +188,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const notFound = (res: ServerResponse, requestId: string, method: string, path: string): void =>
     sendError(res, requestId, new ApiError("not_found", `Invalid URL (${method} ${path})`));
 
-  // Idle keep-alive outlives the usual 60 s load-balancer idle timeout, so the
-  // balancer, not the gateway, closes idle connections (no race on reuse).
-  const server: Server = createServer({ noDelay: true, keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => {
+  const server: ApiServer = createApiServer(config, (req, res) => {
     try {
       onRequest(req, res);
     } catch (error: unknown) {
@@ -177,18 +218,24 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   };
   let grpc: GrpcServer | undefined;
   if (config.grpcPort >= 0) {
-    grpc = await startGrpcServer({ host: config.host, port: config.grpcPort }, (s) => {
+    grpc = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: publicGrpcCredentials(config) }, (s) => {
       addHealthService(s, [publicApi.ChatService.typeName], () => !draining);
       s.addService(
         serviceDefinition(publicApi.ChatService),
         serviceImplementation(
           publicApi.ChatService,
-          chatServiceHandlers({
-            config, logger, metrics, generator, models: deps.models,
-            isDraining: () => draining,
-            enter: () => void inFlight++,
-            leave,
-          }),
+          withAdmission(
+            withLatencyMetrics(
+              chatServiceHandlers({
+                config, logger, metrics, generator, models: deps.models,
+                isDraining: () => draining,
+                enter: () => void inFlight++,
+                leave,
+              }),
+              metrics,
+            ),
+            { access, metrics, isDraining: () => draining },
+          ),
         ),
       );
     });
@@ -199,10 +246,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     port,
     grpcPort: grpc?.port,
     metrics,
+    access,
     drain: () => {
       if (drainedPromise === undefined) {
         draining = true;
         server.closeIdleConnections();
+        // GOAWAY now: gRPC clients open their next calls on another replica; calls in flight finish.
+        void grpc?.close(config.drainTimeoutMs);
         drainedPromise = inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
         logger.info({ in_flight: inFlight }, "draining");
       }
@@ -216,6 +266,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         await Promise.all([closed, grpc?.close(1_000)]);
         scheduler.close();
         workers.close();
+        await access.close();
       })();
       return closing;
     },

@@ -1,4 +1,4 @@
-import { renderChatPrompt } from "@smollm/chat";
+import { renderChatPrompt, type RenderChatPromptOptions } from "@smollm/chat";
 import type { ChatCompletionRequest } from "./chat-request.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GenerationParams } from "./generation.ts";
@@ -9,10 +9,11 @@ import type { GenerationParams } from "./generation.ts";
  * the HTTP and the gRPC front ends so both give the same results.
  */
 export function generationParams(request: ChatCompletionRequest, config: GatewayConfig, requestId: string): GenerationParams {
-  const prompt = renderChatPrompt(
-    request.messages,
-    request.enableThinking === undefined ? {} : { enableThinking: request.enableThinking },
-  );
+  const options: RenderChatPromptOptions = {};
+  if (request.enableThinking !== undefined) options.enableThinking = request.enableThinking;
+  // With `tool_choice: none` the functions are not shown: the model cannot call them.
+  if (request.toolChoice.type !== "none") options.tools = request.tools;
+  const prompt = renderChatPrompt(request.messages, options);
   const sampling: GenerationParams["sampling"] = {
     temperature: request.temperature ?? config.defaultTemperature,
     topP: request.topP ?? config.defaultTopP,
@@ -29,5 +30,8 @@ export function generationParams(request: ChatCompletionRequest, config: Gateway
     sampling,
     stop: request.stop,
     ignoreEos: request.ignoreEos,
+    exactPrefill: request.exactPrefill ?? false,
+    ...(request.constraint === undefined ? {} : { constraint: request.constraint }),
+    ...(request.topLogprobs === undefined ? {} : { topLogprobs: request.topLogprobs }),
   };
 }

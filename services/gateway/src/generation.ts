@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import {
   ClusterError,
@@ -6,7 +7,13 @@ import {
   toClusterError,
   type ErrorCode,
 } from "@smollm/common";
-import { FinishReason as WireFinishReason, type GenerationFinished, type SchedulerService, type ServiceClient } from "@smollm/proto";
+import {
+  FinishReason as WireFinishReason,
+  type GenerationFinished,
+  type SchedulerService,
+  type ServiceClient,
+  type TokenLogprobs,
+} from "@smollm/proto";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { FinishReason, TokenUsage } from "./sse-frames.ts";
 import type { WorkerPool } from "./worker-pool.ts";
@@ -31,6 +38,22 @@ export interface GenerationParams {
   };
   stop: string[];
   ignoreEos: boolean;
+  /** Never split the prefill across workers (block-parallel prefill approximates attention); default false. */
+  exactPrefill?: boolean;
+  /** Constrained decoding (structured output, forced function calls); none when absent. */
+  constraint?: GenerationConstraint;
+  /** Per-token log-probabilities with this many alternatives (0..20); none when absent. */
+  topLogprobs?: number;
+}
+
+/** A JSON schema the output must satisfy, framed (see the worker's GenerateRequest.json_*). */
+export interface GenerationConstraint {
+  /** JSON text of a schema in node-llama-cpp's grammar subset (see json-schema-lowering.ts). */
+  jsonSchema: string;
+  prefix: string;
+  suffix: string;
+  /** 0 or 1: exactly one value; n > 1: one to n. */
+  maxValues: number;
 }
 
 /** Receives a generation's events. `onDelta` gets only non-empty text. */
@@ -40,8 +63,10 @@ export interface GenerationSink {
   /**
    * New text, accounting for `tokens` tokens. Returning a promise makes the
    * generation wait for it (back-pressure); a rejection ends the generation.
+   * With `topLogprobs` set, `logprobs` has an entry per sampled token, and a
+   * last call may bring empty text with the entries of tokens that gave none.
    */
-  onDelta(text: string, tokens: number): Promise<void> | undefined;
+  onDelta(text: string, tokens: number, logprobs?: readonly TokenLogprobs[]): Promise<void> | undefined;
 }
 
 /** How a generation ended. */
@@ -71,7 +96,25 @@ export interface GeneratorOptions {
   logger: Logger;
   defaultMaxTokens: number;
   maxRetries: number;
+  /**
+   * A worker must acknowledge a Generate call (its response headers, sent
+   * before it queues for a slot) within this many ms, else the attempt counts
+   * as UNAVAILABLE and the request goes to another worker: a hung worker
+   * (stopped, deadlocked, a port that accepts and never answers) stays in the
+   * registry until its heartbeat expires. 0 disables; default 5 000.
+   */
+  workerAckTimeoutMs?: number;
+  /** Deadline of one Route call (a hung scheduler), plus 5 ms per KiB of prompt; default 5 000. */
+  routeTimeoutMs?: number;
+  /**
+   * How long a request keeps retrying Route, with backoff, while the
+   * scheduler is unreachable or has no worker to offer; default 10 000.
+   */
+  routeRetryMs?: number;
 }
+
+/** First and largest pause between two Route attempts; each pause doubles, with jitter. */
+const ROUTE_BACKOFF_MS = { first: 50, max: 1_000 } as const;
 
 /**
  * Runs one completion across the cluster: the scheduler routes the rendered
@@ -89,21 +132,46 @@ export class Generator {
 
   async run(params: GenerationParams, sink: GenerationSink, call: GenerationCall): Promise<GenerationResult> {
     const metadata = { "x-request-id": params.requestId };
-    const callOptions = { signal: call.signal, deadline: call.deadline, metadata };
     const excludeWorkers: string[] = [];
     const progress = { delivered: false };
+    const ackTimeoutMs = this.#o.workerAckTimeoutMs ?? 5_000;
+    let lastWorkerError: ClusterError | undefined;
     for (let attempt = 0; ; attempt++) {
-      const route = await this.#o.scheduler.route(
-        {
-          requestId: params.requestId,
-          prompt: params.prompt,
-          // 0: the client set no limit, only the prompt has to fit; the limit is
-          // then chosen below from the chosen worker's context size.
-          maxTokens: params.maxTokens ?? 0,
-          excludeWorkers,
-        },
-        callOptions,
-      );
+      let route: Awaited<ReturnType<SchedulerClient["route"]>>;
+      try {
+        route = await this.#route(
+          {
+            requestId: params.requestId,
+            prompt: params.prompt,
+            // 0: the client set no limit, only the prompt has to fit; the limit is
+            // then chosen below from the chosen worker's context size.
+            maxTokens: params.maxTokens ?? 0,
+            excludeWorkers,
+            exactPrefill: params.exactPrefill ?? false,
+          },
+          call,
+          metadata,
+        );
+      } catch (thrown: unknown) {
+        // Every worker tried was full and none is left: say so (429), not "no worker available".
+        if (lastWorkerError?.code === "resource_exhausted" && toClusterError(thrown).code === "unavailable") throw lastWorkerError;
+        throw thrown;
+      }
+      // This attempt's own signal: the caller's, plus the ack timer below.
+      const attemptAbort = new AbortController();
+      const onAbort = (): void => attemptAbort.abort(call.signal.reason);
+      if (call.signal.aborted) onAbort();
+      else call.signal.addEventListener("abort", onAbort, { once: true });
+      const ackTimer =
+        ackTimeoutMs > 0
+          ? setTimeout(
+              () =>
+                attemptAbort.abort(
+                  new UnavailableError(`worker ${route.workerId} did not answer within ${ackTimeoutMs} ms`, { retryAfterMs: 1_000 }),
+                ),
+              ackTimeoutMs,
+            )
+          : undefined;
       try {
         const maxTokens = this.#maxTokens(params.maxTokens, route.promptTokens.length, route.contextSize);
         const stream = this.#o.workers.get(route.workerAddress).generate(
@@ -114,22 +182,84 @@ export class Generator {
             maxTokens,
             stop: params.stop,
             ignoreEos: params.ignoreEos,
+            ...(params.constraint === undefined
+              ? {}
+              : {
+                  jsonSchema: params.constraint.jsonSchema,
+                  jsonPrefix: params.constraint.prefix,
+                  jsonSuffix: params.constraint.suffix,
+                  jsonMaxValues: params.constraint.maxValues,
+                }),
+            ...(params.topLogprobs === undefined ? {} : { logprobs: true, topLogprobs: params.topLogprobs }),
+            // Long prompts: the blocks other workers prefill for this one, or a prefix to fetch (docs/parallel-prefill.md).
+            ...(route.parallelPrefill === undefined ? {} : { parallelPrefill: route.parallelPrefill }),
+            ...(route.kvSource === undefined ? {} : { kvSource: route.kvSource }),
           },
-          callOptions,
+          { signal: attemptAbort.signal, deadline: call.deadline, metadata, onHeaders: () => clearTimeout(ackTimer) },
         );
         const result = await consume(stream, sink, progress, route.workerId, route.promptTokens.length);
         return { ...result, retries: attempt };
       } catch (thrown: unknown) {
-        const error = toClusterError(thrown);
+        // The ack timer's abort surfaces as a cancelled call: report why it was cancelled.
+        const error = toClusterError(attemptAbort.signal.aborted && !call.signal.aborted ? attemptAbort.signal.reason : thrown);
         if (progress.delivered || !RETRYABLE.has(error.code) || attempt >= this.#o.maxRetries || call.signal.aborted) {
           throw error;
         }
+        lastWorkerError = error;
         excludeWorkers.push(route.workerId);
         this.#o.metrics.retries.inc({ code: error.code });
         this.#o.logger.warn(
           { request_id: params.requestId, worker_id: route.workerId, code: error.code, err: error, attempt },
           "worker failed before the first token, routing again",
         );
+      } finally {
+        clearTimeout(ackTimer);
+        call.signal.removeEventListener("abort", onAbort);
+      }
+    }
+  }
+
+  /**
+   * Asks the scheduler for a worker. While it cannot answer (restarting, a
+   * connection reset, unreachable, or silent for `routeTimeoutMs`), and while
+   * it has no worker to offer a request that has not tried one yet (the
+   * registry refilling after Redis was flushed or restarted, workers
+   * restarting), the call is retried with capped, jittered exponential
+   * backoff for up to `routeRetryMs`, never past the request's deadline.
+   * Its other answers are final: a bad prompt, a context that fits no worker,
+   * and "none left" once workers were excluded (the caller reports that).
+   */
+  async #route(
+    request: Parameters<SchedulerClient["route"]>[0],
+    call: GenerationCall,
+    metadata: Record<string, string>,
+  ): Promise<Awaited<ReturnType<SchedulerClient["route"]>>> {
+    // Tokenizing is linear in the prompt: a long one gets 5 ms more per KiB
+    // (a 4 MiB prompt, the largest the scheduler takes, about 20 s more), so a
+    // slow answer is not mistaken for a hung scheduler and tokenized twice.
+    const routeTimeoutMs = (this.#o.routeTimeoutMs ?? 5_000) + Math.ceil((request.prompt ?? "").length / 1024) * 5;
+    const giveUpAt = Math.min(call.deadline, Date.now() + (this.#o.routeRetryMs ?? 10_000));
+    const firstTry = (request.excludeWorkers?.length ?? 0) === 0;
+    for (let attempt = 0; ; attempt++) {
+      const attemptDeadline = Math.min(call.deadline, Date.now() + routeTimeoutMs);
+      try {
+        return await this.#o.scheduler.route(request, { signal: call.signal, deadline: attemptDeadline, metadata });
+      } catch (thrown: unknown) {
+        let error = toClusterError(thrown);
+        if (error.code === "deadline_exceeded" && attemptDeadline < call.deadline) {
+          error = new UnavailableError(`the scheduler did not answer within ${routeTimeoutMs} ms`, { cause: thrown, retryAfterMs: 1_000 });
+        }
+        const pause = Math.min(ROUTE_BACKOFF_MS.max, ROUTE_BACKOFF_MS.first * 2 ** attempt) * (0.5 + Math.random() / 2);
+        if (error.code !== "unavailable" || !firstTry || call.signal.aborted || Date.now() + pause >= giveUpAt) throw error;
+        this.#o.logger.warn(
+          { request_id: request.requestId, code: error.code, err: error, attempt, retry_in_ms: Math.round(pause) },
+          "routing failed, retrying",
+        );
+        try {
+          await sleep(pause, undefined, { signal: call.signal });
+        } catch {
+          throw toClusterError(call.signal.reason ?? error);
+        }
       }
     }
   }
@@ -151,7 +281,7 @@ export class Generator {
 type WorkerStream = AsyncIterable<{
   event:
     | { case: "started"; value: { workerId: string; cachedTokens: number; promptTokens: number } }
-    | { case: "delta"; value: { text: string; tokens: number } }
+    | { case: "delta"; value: { text: string; tokens: number; logprobs: TokenLogprobs[] } }
     | { case: "finished"; value: GenerationFinished }
     | { case: undefined; value?: undefined };
 }>;
@@ -170,6 +300,7 @@ async function consume(
   let completionTokens = 0;
   // Tokens of deltas with no text yet (bytes of a split character) count with the next text.
   let pendingTokens = 0;
+  let pendingLogprobs: TokenLogprobs[] = [];
   let finished: GenerationFinished | undefined;
   for await (const message of stream) {
     const event = message.event;
@@ -177,12 +308,20 @@ async function consume(
       case "delta": {
         const tokens = event.value.tokens;
         completionTokens += tokens;
+        const logprobs = event.value.logprobs;
         if (event.value.text.length === 0) {
           pendingTokens += tokens;
+          if (logprobs.length > 0) pendingLogprobs = pendingLogprobs.concat(logprobs);
           break;
         }
         progress.delivered = true;
-        const wait = sink.onDelta(event.value.text, tokens + pendingTokens);
+        let wait: Promise<void> | undefined;
+        if (logprobs.length === 0 && pendingLogprobs.length === 0) {
+          wait = sink.onDelta(event.value.text, tokens + pendingTokens);
+        } else {
+          wait = sink.onDelta(event.value.text, tokens + pendingTokens, pendingLogprobs.length === 0 ? logprobs : pendingLogprobs.concat(logprobs));
+          pendingLogprobs = [];
+        }
         pendingTokens = 0;
         if (wait !== undefined) await wait;
         break;
@@ -204,6 +343,10 @@ async function consume(
     throw new ClusterError("internal", "internal error", {
       cause: new Error(`worker ${workerId} ended the stream without a finished event`),
     });
+  }
+  if (pendingLogprobs.length > 0) {
+    const wait = sink.onDelta("", pendingTokens, pendingLogprobs);
+    if (wait !== undefined) await wait;
   }
   let finishReason: FinishReason;
   switch (finished.reason) {

@@ -1,9 +1,10 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import { InvalidRequestError, UnavailableError, toClusterError } from "@smollm/common";
-import { publicApi, type CallContext } from "@smollm/proto";
+import { CancelledError, InvalidRequestError, UnavailableError, toClusterError } from "@smollm/common";
+import { publicApi, type CallContext, type TokenLogprobs } from "@smollm/proto";
 import { modelNotFound } from "./api-error.ts";
 import { parseChatCompletionRequest, type ChatCompletionRequest } from "./chat-request.ts";
+import { CompletionOutput, type OutputDelta } from "./completion-output.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GenerationResult, GenerationSink, Generator } from "./generation.ts";
 import { generationParams } from "./generation-params.ts";
@@ -69,9 +70,11 @@ function toOpenAiBody(params: Params | undefined): Record<string, unknown> {
     ["presence_penalty", params.presencePenalty],
     ["frequency_penalty", params.frequencyPenalty],
     ["enable_thinking", params.enableThinking],
+    ["parallel_tool_calls", params.parallelToolCalls],
   ];
   for (const [k, v] of optional) if (v !== undefined) body[k] = v;
   if (params.topLogprobs > 0) body["top_logprobs"] = params.topLogprobs;
+  if (params.reasoningEffort) body["reasoning_effort"] = params.reasoningEffort;
   if (params.tools.length > 0) {
     body["tools"] = params.tools.map((t, i) => ({
       type: "function",
@@ -97,7 +100,39 @@ function toOpenAiBody(params: Params | undefined): Record<string, unknown> {
 }
 
 /** One item handed from the generation to the gRPC stream. */
-type Item = { text: string } | { done: GenerationResult } | { error: unknown };
+type Item =
+  | { deltas: OutputDelta[]; logprobs: readonly TokenLogprobs[] | undefined }
+  | { done: GenerationResult }
+  | { error: unknown };
+
+type PublicTokenLogprob = MessageInitShape<typeof publicApi.TokenLogprobSchema>;
+
+/** The worker's per-token log-probabilities as the public API's. */
+function publicLogprobs(entries: readonly TokenLogprobs[]): PublicTokenLogprob[] {
+  return entries.map((e) => ({
+    token: e.sampled?.token ?? "",
+    logprob: e.sampled?.logprob ?? 0,
+    bytes: e.sampled?.bytes ?? new Uint8Array(),
+    topLogprobs: e.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })),
+  }));
+}
+
+type StreamMessage = MessageInitShape<typeof publicApi.StreamChatCompletionResponseSchema>;
+
+/** One stream message per delta, so their order is kept; log-probabilities ride on the first. */
+function streamMessages(id: string, workerId: string, deltas: readonly OutputDelta[], logprobs: PublicTokenLogprob[]): StreamMessage[] {
+  const messages: StreamMessage[] = deltas.map((d) => {
+    if (d.kind === "content") return { id, content: d.text, workerId };
+    if (d.kind === "reasoning") return { id, reasoningContent: d.text, workerId };
+    return { id, toolCalls: [{ index: d.index, id: d.id ?? "", name: d.name ?? "", arguments: d.arguments }], workerId };
+  });
+  const first = messages[0];
+  if (logprobs.length > 0) {
+    if (first === undefined) messages.push({ id, logprobs, workerId });
+    else first.logprobs = logprobs;
+  }
+  return messages;
+}
 
 /**
  * A bounded hand-off between the generation (producer) and the gRPC stream
@@ -107,21 +142,35 @@ type Item = { text: string } | { done: GenerationResult } | { error: unknown };
 class DeltaChannel {
   readonly #items: Item[] = [];
   readonly #limit: number;
+  readonly #stallMs: number;
   #wakeConsumer: (() => void) | undefined;
   #wakeProducer: (() => void) | undefined;
   #closed = false;
 
-  constructor(limit = 32) {
+  /** @param stallMs how long a text push may wait for room before the generation is given up. */
+  constructor(limit = 32, stallMs = 30_000) {
     this.#limit = limit;
+    this.#stallMs = stallMs;
   }
 
   push(item: Item): Promise<void> | undefined {
     if (this.#closed) return undefined;
     this.#items.push(item);
     this.#wakeConsumer?.();
-    if (this.#items.length < this.#limit) return undefined;
-    return new Promise((resolve) => {
-      this.#wakeProducer = resolve;
+    // Only text waits for room: the last item (done or error) ends the producer.
+    if (this.#items.length < this.#limit || !("deltas" in item)) return undefined;
+    return new Promise((resolve, reject) => {
+      // A client that stopped reading must not keep a worker generating for
+      // nobody: as the HTTP stream's write-stall timeout does, give up on the
+      // generation (the rejection cancels it and frees the worker's slot).
+      const timer = setTimeout(() => {
+        this.#wakeProducer = undefined;
+        reject(new CancelledError(`client stopped reading for ${this.#stallMs} ms`));
+      }, this.#stallMs);
+      this.#wakeProducer = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   }
 
@@ -148,7 +197,7 @@ class DeltaChannel {
         this.#wakeProducer = undefined;
       }
       yield item;
-      if (!("text" in item)) return;
+      if (!("deltas" in item)) return;
     }
   }
 }
@@ -186,11 +235,14 @@ export function chatServiceHandlers(deps: GrpcChatDeps) {
       deps.enter();
       try {
         const { request, requestId } = prepare(req.params, context);
-        const parts: string[] = [];
+        const output = new CompletionOutput(request);
+        const logprobs: PublicTokenLogprob[] = [];
         const sink: GenerationSink = {
           onStarted: () => undefined,
-          onDelta: (text) => {
-            parts.push(text);
+          // Throws (ending the generation) for a function call the request does not allow.
+          onDelta: (text, _tokens, lp) => {
+            output.push(text);
+            if (lp !== undefined) logprobs.push(...publicLogprobs(lp));
             return undefined;
           },
         };
@@ -198,6 +250,7 @@ export function chatServiceHandlers(deps: GrpcChatDeps) {
           signal: context.signal,
           deadline: deadlineOf(context),
         });
+        const { finishReason } = output.finish(result.finishReason);
         context.sendHeaders({
           "x-request-id": requestId,
           "x-smollm-worker-id": result.workerId,
@@ -207,10 +260,16 @@ export function chatServiceHandlers(deps: GrpcChatDeps) {
         return {
           id: completionId(),
           model: config.modelId,
-          message: { role: "assistant", content: parts.join("") },
-          finishReason: result.finishReason,
+          message: {
+            role: "assistant",
+            content: output.content,
+            reasoningContent: output.reasoning,
+            toolCalls: output.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })),
+          },
+          finishReason,
           usage: usageOf(result),
           workerId: result.workerId,
+          logprobs,
         };
       } catch (error: unknown) {
         count("CreateChatCompletion", error);
@@ -230,14 +289,16 @@ export function chatServiceHandlers(deps: GrpcChatDeps) {
       try {
         const { request, requestId } = prepare(req.params, context);
         const id = completionId();
-        const ch = new DeltaChannel();
+        const ch = new DeltaChannel(32, config.writeStallTimeoutMs);
         channel = ch;
         let workerId = "";
+        const output = new CompletionOutput(request);
         const sink: GenerationSink = {
           onStarted: (w) => {
             workerId = w;
           },
-          onDelta: (text) => ch.push({ text }),
+          // Throws (ending the generation) for a function call the request does not allow.
+          onDelta: (text, _tokens, logprobs) => ch.push({ deltas: output.push(text), logprobs }),
         };
         generator
           .run(generationParams(request, config, requestId), sink, { signal: context.signal, deadline: deadlineOf(context) })
@@ -253,10 +314,12 @@ export function chatServiceHandlers(deps: GrpcChatDeps) {
             const w = "done" in item ? item.done.workerId : workerId;
             context.sendHeaders({ "x-request-id": requestId, "x-smollm-worker-id": w });
           }
-          if ("text" in item) {
-            yield { id, content: item.text, workerId };
+          if ("deltas" in item) {
+            yield* streamMessages(id, workerId, item.deltas, item.logprobs === undefined ? [] : publicLogprobs(item.logprobs));
           } else if ("done" in item) {
-            yield { id, finishReason: item.done.finishReason, usage: usageOf(item.done), workerId: item.done.workerId };
+            const { deltas, finishReason } = output.finish(item.done.finishReason);
+            yield* streamMessages(id, item.done.workerId, deltas, []);
+            yield { id, finishReason, usage: usageOf(item.done), workerId: item.done.workerId };
           } else {
             throw item.error;
           }

@@ -62,7 +62,8 @@ export function toHttpError(thrown: unknown): HttpError {
   const status = typeof own.status === "number" ? own.status : STATUS_OF[error.code];
   const apiCode = typeof own.apiCode === "string" ? own.apiCode : API_CODE_OF[error.code];
   const object: ErrorObject = {
-    message: error.code === "internal" ? INTERNAL_MESSAGE : error.message,
+    // An internal error's message may describe the server; one made to set its own status is meant for clients.
+    message: error.code === "internal" && typeof own.status !== "number" ? INTERNAL_MESSAGE : error.message,
     type: status === 429 ? "requests" : status >= 500 ? "server_error" : "invalid_request_error",
     param: error.param ?? null,
     code: apiCode,

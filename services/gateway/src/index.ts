@@ -1,2 +1,3 @@
 export { startGateway, type Gateway } from "./gateway.ts";
 export { loadConfig, type GatewayConfig } from "./config.ts";
+export { hashApiKey, parseApiKeys, type ApiKeyEntry } from "./api-keys.ts";

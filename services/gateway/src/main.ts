@@ -17,6 +17,11 @@ lifecycle.handleSignals();
 try {
   const gateway = lifecycle.own("gateway", await startGateway(config, logger));
   lifecycle.onDrain(() => gateway.drain());
+  // `kill -HUP`: re-read the API keys file now (it is also polled for changes).
+  process.on("SIGHUP", () => {
+    logger.info({ signal: "SIGHUP" }, "reloading API keys");
+    void gateway.access.reloadKeys();
+  });
   lifecycle.markReady();
   logReady(logger, {
     http_port: gateway.port,
@@ -24,6 +29,9 @@ try {
     host: config.host,
     scheduler_address: config.schedulerAddress,
     model: config.modelId,
+    auth: gateway.access.enabled,
+    tls: config.tls !== undefined,
+    mtls: config.mtls !== undefined,
   });
 } catch (error: unknown) {
   // Nothing is serving yet: there is nothing to drain.

@@ -23,6 +23,20 @@ export interface GatewayMetrics {
   /** Public gRPC calls by method and status code. */
   readonly grpcRequests: Counter<"method" | "code">;
   readonly errors: Counter<"code">;
+  /** Requests refused by authentication, by `reason` (missing_key, invalid_key, disabled_key). */
+  readonly authFailures: Counter<"reason">;
+  /** Requests refused by a per-key limit, by key name and `limit` (requests, streams). */
+  readonly rateLimited: Counter<"api_key" | "limit">;
+  /** Time to authenticate and check the limits of a request (the Redis round trip), seconds. */
+  readonly admissionDuration: Histogram;
+  /** API keys in force. */
+  readonly apiKeys: Gauge;
+  /** Reloads of the API keys file by `outcome` (ok, failed). */
+  readonly apiKeysReloads: Counter<"outcome">;
+  /** 1 while Redis is unreachable and limits are enforced per gateway (or refused). */
+  readonly rateLimiterDegraded: Gauge;
+  /** Redis calls of the rate limiter that failed or timed out. */
+  readonly rateLimiterRedisErrors: Counter;
 }
 
 /** Creates the gateway's registry and metrics. */
@@ -93,6 +107,45 @@ export function createGatewayMetrics(): GatewayMetrics {
       name: "smollm_gateway_errors_total",
       help: "Failed chat completion requests by error code.",
       labelNames: ["code"] as const,
+      registers,
+    }),
+    authFailures: new Counter({
+      name: "smollm_gateway_auth_failures_total",
+      help: "Requests refused by API key authentication, by reason.",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    rateLimited: new Counter({
+      name: "smollm_gateway_rate_limited_total",
+      help: "Requests refused by a per-key limit, by API key name and limit (requests, streams).",
+      labelNames: ["api_key", "limit"] as const,
+      registers,
+    }),
+    admissionDuration: new Histogram({
+      name: "smollm_gateway_admission_duration_seconds",
+      help: "Time to authenticate a request and check its key's limits (Redis round trip included).",
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5],
+      registers,
+    }),
+    apiKeys: new Gauge({
+      name: "smollm_gateway_api_keys",
+      help: "API keys in force (0 with authentication off).",
+      registers,
+    }),
+    apiKeysReloads: new Counter({
+      name: "smollm_gateway_api_keys_reloads_total",
+      help: "Reloads of the API keys file by outcome.",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    rateLimiterDegraded: new Gauge({
+      name: "smollm_gateway_rate_limiter_degraded",
+      help: "1 while Redis is unreachable and per-key limits are enforced per gateway (or refused).",
+      registers,
+    }),
+    rateLimiterRedisErrors: new Counter({
+      name: "smollm_gateway_rate_limiter_redis_errors_total",
+      help: "Rate limiter calls to Redis that failed or timed out.",
       registers,
     }),
   };

@@ -2,6 +2,8 @@ import type { IncomingMessage } from "node:http";
 import { CancelledError } from "@smollm/common";
 import { ApiError } from "./api-error.ts";
 
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 function tooLarge(limit: number): ApiError {
   return new ApiError("invalid_argument", `Request body too large: the limit is ${limit} bytes.`, {
     status: 413,
@@ -31,7 +33,15 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     if (error instanceof ApiError) throw error;
     throw new CancelledError("client went away while sending the request", { cause: error });
   }
-  const text = chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks, size).toString("utf8");
+  const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+  let text: string;
+  try {
+    // JSON must be UTF-8 (RFC 8259). A lenient decode would turn bad bytes into
+    // U+FFFD and generate from a prompt the client never sent: refuse instead.
+    text = STRICT_UTF8.decode(bytes);
+  } catch (error: unknown) {
+    throw new ApiError("invalid_argument", "The request body is not valid UTF-8.", { cause: error });
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (error: unknown) {

@@ -1,7 +1,7 @@
 import type { ErrorObject } from "./http-errors.ts";
 
-/** Why generation stopped, as OpenAI names it. */
-export type FinishReason = "stop" | "length";
+/** Why generation stopped, as OpenAI names it (`tool_calls`: the answer is function calls, decided by the gateway). */
+export type FinishReason = "stop" | "length" | "tool_calls";
 
 /** Token counts of a completion, as the worker reported them. */
 export interface TokenUsage {
@@ -44,15 +44,34 @@ export class SseFrames {
     return this.#contentHead + JSON.stringify(text) + this.#contentTail;
   }
 
-  /** The frame with an empty delta and the finish reason. */
-  finish(reason: FinishReason): string {
-    return `${this.#head}{"index":0,"delta":{},"logprobs":null,"finish_reason":"${reason}"}${this.#tail}`;
+  /**
+   * A frame with any delta (reasoning, function-call pieces) and, when
+   * asked for, the log-probabilities of the tokens it accounts for. Not the
+   * hot path: plain content without logprobs goes through {@link content}.
+   */
+  delta(delta: Readonly<Record<string, unknown>>, logprobs?: readonly LogprobContent[]): string {
+    const lp = logprobs === undefined ? "null" : JSON.stringify({ content: logprobs, refusal: null });
+    return `${this.#head}{"index":0,"delta":${JSON.stringify(delta)},"logprobs":${lp},"finish_reason":null}${this.#tail}`;
+  }
+
+  /** The frame with an empty delta and the finish reason (and the last tokens' logprobs, if any are left). */
+  finish(reason: FinishReason, logprobs?: readonly LogprobContent[]): string {
+    const lp = logprobs === undefined || logprobs.length === 0 ? "null" : JSON.stringify({ content: logprobs, refusal: null });
+    return `${this.#head}{"index":0,"delta":{},"logprobs":${lp},"finish_reason":"${reason}"}${this.#tail}`;
   }
 
   /** The `stream_options.include_usage` frame: no choices, the usage. */
   usage(usage: TokenUsage): string {
     return `${this.#head}],"usage":${JSON.stringify(usageObject(usage))}}\n\n`;
   }
+}
+
+/** One token of OpenAI's `logprobs.content`. */
+export interface LogprobContent {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
 /** An error event sent after the stream began: `data: {"error":{…}}`. */

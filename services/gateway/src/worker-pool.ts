@@ -1,3 +1,4 @@
+import type { ChannelCredentials } from "@grpc/grpc-js";
 import { WorkerService, createClient, type ServiceClient } from "@smollm/proto";
 
 /** A worker's typed gRPC client. */
@@ -10,13 +11,19 @@ export type WorkerClient = ServiceClient<(typeof WorkerService)["method"]>;
  */
 export class WorkerPool {
   readonly #clients = new Map<string, WorkerClient>();
+  readonly #credentials: ChannelCredentials | undefined;
   #closed = false;
+
+  /** @param credentials of every worker channel (mutual TLS); plaintext when absent. */
+  constructor(credentials?: ChannelCredentials) {
+    this.#credentials = credentials;
+  }
 
   get(address: string): WorkerClient {
     let client = this.#clients.get(address);
     if (client === undefined) {
       if (this.#closed) throw new Error("worker pool is closed");
-      client = createClient(WorkerService, address);
+      client = createClient(WorkerService, address, this.#credentials === undefined ? {} : { credentials: this.#credentials });
       this.#clients.set(address, client);
     }
     return client;

@@ -60,9 +60,15 @@ export function createSchedulerMetrics() {
       help: "Age of the newest KV event applied to the index when last read (0 when caught up and idle).",
       registers: [registry],
     }),
-    eventsApplied: new Gauge({
-      name: "smollm_scheduler_kv_events_applied",
-      help: "KV events applied to the index since start (a counter read from the follower).",
+    eventsApplied: new Counter({
+      name: "smollm_scheduler_kv_events_applied_total",
+      help: "KV events applied to the prefix index.",
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: "smollm_scheduler_errors_total",
+      help: "Route calls that failed, by error code (no worker available, invalid prompt, prompt too long, ...).",
+      labelNames: ["code"] as const,
       registers: [registry],
     }),
     registryStale: new Gauge({
@@ -74,3 +80,15 @@ export function createSchedulerMetrics() {
 }
 
 export type SchedulerMetrics = ReturnType<typeof createSchedulerMetrics>;
+
+/** KV-transfer plans attached to routing decisions (see prefill-planner.ts). */
+export function createKvPlanMetrics(registry: Registry) {
+  return {
+    plans: new Counter({
+      name: "smollm_scheduler_kv_plans_total",
+      help: "Routed requests given a KV-transfer plan, by kind (parallel_prefill, prefix_fetch).",
+      labelNames: ["kind"] as const,
+      registers: [registry],
+    }),
+  };
+}

@@ -1,7 +1,8 @@
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LevelWithSilent } from "pino";
-import { Settings, type SettingsSource } from "@smollm/common";
+import { Settings, readTlsSettings, type SettingsSource, type TlsFiles } from "@smollm/common";
 import { DEFAULT_MODEL, type ModelFallback } from "@smollm/model";
 
 /** GPU backends a worker may ask node-llama-cpp for; `false` is CPU only. */
@@ -52,12 +53,27 @@ export interface WorkerConfig {
   readonly redisPrefix: string;
   /** `--kv-block-size`: tokens per KV block in the published prefix-cache index; must equal the scheduler's. */
   readonly kvBlockSize: number;
+  /** `--kv-transfer-dir`: scratch space for KV state files moved between workers (block-parallel prefill, prefix fetch). */
+  readonly kvTransferDir: string;
+  /** `--kv-chunk-bytes`: largest KV chunk sent to another worker (each carries a CRC-32). */
+  readonly kvChunkBytes: number;
+  /** `--kv-stall-timeout-ms`: a worker sending nothing (not even progress) this long while prefilling or sending KV is given up. */
+  readonly kvStallTimeoutMs: number;
+  /** `--prefill-step-tokens`: most tokens a prefill block submits per step (capped at the batch size); cancellation and progress are checked between steps. */
+  readonly prefillStepTokens: number;
   /** `--heartbeat-ms`: registration refresh period; the registration expires after 3 periods. */
   readonly heartbeatMs: number;
   /** `--drain-timeout-ms`: how long in-flight generations may run after SIGTERM. */
   readonly drainTimeoutMs: number;
   /** `--log-level`. */
   readonly logLevel: LevelWithSilent;
+  /**
+   * Mutual TLS on the gRPC server: `--mtls-cert`, `--mtls-key` (this
+   * identity; its certificate must name the advertised address, or the
+   * gateways' `--mtls-server-name`) and `--mtls-ca` (gateways must present a
+   * certificate signed by it); PEM files, all or none. Default none (plaintext).
+   */
+  readonly mtls: TlsFiles | undefined;
 }
 
 /** `<repo>/.cache/models`, resolved from this file so it does not depend on the cwd. */
@@ -87,6 +103,9 @@ export const WORKER_CONFIG_DEFAULTS = {
   redisUrl: "redis://127.0.0.1:6379",
   redisPrefix: "smollm:",
   kvBlockSize: 16,
+  kvChunkBytes: 1 << 20,
+  kvStallTimeoutMs: 60_000,
+  prefillStepTokens: 1024,
   heartbeatMs: 1_000,
   drainTimeoutMs: 30_000,
   logLevel: "info",
@@ -126,9 +145,14 @@ export function loadConfig(
     redisUrl: s.string("redis-url", d.redisUrl),
     redisPrefix: s.string("redis-prefix", d.redisPrefix),
     kvBlockSize: s.int("kv-block-size", d.kvBlockSize, { min: 1, max: 4096 }),
+    kvTransferDir: s.string("kv-transfer-dir", join(tmpdir(), "smollm-kv")),
+    kvChunkBytes: s.int("kv-chunk-bytes", d.kvChunkBytes, { min: 4096, max: 16 << 20 }),
+    kvStallTimeoutMs: s.int("kv-stall-timeout-ms", d.kvStallTimeoutMs, { min: 100 }),
+    prefillStepTokens: s.int("prefill-step-tokens", d.prefillStepTokens, { min: 1, max: 1 << 20 }),
     heartbeatMs: s.int("heartbeat-ms", d.heartbeatMs, { min: 50, max: 60_000 }),
     drainTimeoutMs: s.int("drain-timeout-ms", d.drainTimeoutMs, { min: 0 }),
     logLevel: s.oneOf("log-level", LOG_LEVELS, d.logLevel),
+    mtls: readTlsSettings(s, { prefix: "mtls", withCa: true }),
   };
   if (!/^redis(s)?:\/\//.test(config.redisUrl)) s.problem(`--redis-url must start with redis:// or rediss://, got "${config.redisUrl}"`);
   if (config.model.trim() === "") s.problem("--model must not be empty");

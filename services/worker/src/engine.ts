@@ -1,5 +1,12 @@
 import { randomInt } from "node:crypto";
-import type { LlamaContextSequenceRepeatPenalty, SequenceEvaluateOptions, Token } from "node-llama-cpp";
+import {
+  LlamaGrammarEvaluationState,
+  type LlamaContextSequence,
+  type LlamaContextSequenceRepeatPenalty,
+  type LlamaGrammar,
+  type SequenceEvaluateOptions,
+  type Token,
+} from "node-llama-cpp";
 import type { Logger } from "pino";
 import {
   CancelledError,
@@ -9,6 +16,7 @@ import {
   UnavailableError,
   toClusterError,
 } from "@smollm/common";
+import { GrammarCache } from "./grammar.ts";
 import type { LoadedModel } from "./model-loader.ts";
 import type { WorkerLoad, WorkerMetrics } from "./metrics.ts";
 import { SlotPool, type Slot } from "./slot-pool.ts";
@@ -48,13 +56,32 @@ export interface GenerateParams {
   ignoreEos?: boolean;
   /** Overrides the engine's `streamIntervalMs` for this generation. */
   streamIntervalMs?: number;
-  /** GBNF grammar; not supported yet (refused, never ignored). */
+  /** GBNF grammar the output must satisfy; exclusive with `jsonSchema`. */
   grammar?: string;
-  /** JSON schema as JSON text; not supported yet (refused, never ignored). */
+  /** JSON schema (JSON text, node-llama-cpp's GBNF-JSON subset) the output must satisfy. */
   jsonSchema?: string;
-  /** Log-probabilities; not supported yet (refused, never ignored). */
+  /** Literal text around each JSON value (e.g. `<tool_call>\n` … `\n</tool_call>`); only with `jsonSchema`. */
+  jsonPrefix?: string;
+  jsonSuffix?: string;
+  /** 0 or 1: exactly one framed JSON value; n > 1: one to n, separated by "\n". */
+  jsonMaxValues?: number;
+  /** Report each sampled token's log-probability… */
   logprobs?: boolean;
+  /** …and this many most likely alternatives (0..20). */
   topLogprobs?: number;
+}
+
+/** A token's log-probability in the distribution it was sampled from (after sampling settings and grammar). */
+export interface TokenLogprobInfo {
+  /** The token's text; bytes of a split character show as U+FFFD. */
+  token: string;
+  logprob: number;
+  bytes: Uint8Array;
+}
+
+/** A sampled token's log-probability and the most likely alternatives (most likely first). */
+export interface SampledTokenLogprob extends TokenLogprobInfo {
+  top: TokenLogprobInfo[];
 }
 
 export type FinishReasonName = "stop" | "length" | "cancelled";
@@ -73,6 +100,8 @@ export interface TextDeltaEvent {
   text: string;
   /** Sampled tokens this delta accounts for (several when the consumer lagged and deltas were coalesced). */
   tokens: number;
+  /** With `logprobs`: one entry per sampled token (end-of-generation tokens excluded). */
+  logprobs?: SampledTokenLogprob[];
 }
 
 export interface GenerationFinishedEvent {
@@ -87,6 +116,16 @@ export interface GenerationFinishedEvent {
 }
 
 export type GenerationEvent = GenerationStartedEvent | TextDeltaEvent | GenerationFinishedEvent;
+
+/** Work a generation does in its slot before the prompt is evaluated (KV transfer, see kv-import.ts). */
+export interface GenerateHooks {
+  /**
+   * Runs once the slot is held, before its cached prefix is compared with the
+   * prompt: may load KV into the sequence. Resolves to how many prompt tokens
+   * it had computed (not counted as cached); its time counts as prefill.
+   */
+  prepare?: (sequence: LlamaContextSequence, signal: AbortSignal) => Promise<number>;
+}
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -112,11 +151,21 @@ export interface EngineOptions {
 
 /** A validated request with every default filled in. */
 type CheckedParams = Required<
-  Omit<GenerateParams, "requestId" | "sampling" | "grammar" | "jsonSchema" | "logprobs" | "topLogprobs" | "streamIntervalMs">
+  Omit<
+    GenerateParams,
+    "requestId" | "sampling" | "grammar" | "jsonSchema" | "jsonPrefix" | "jsonSuffix" | "jsonMaxValues" | "streamIntervalMs"
+  >
 > & {
   requestId: string;
   sampling: SamplingOptions;
+  /** The compiled constraint (set after the synchronous checks). */
+  grammar: LlamaGrammar | undefined;
 };
+
+/** OpenAI's limit on alternatives per token. */
+const MAX_TOP_LOGPROBS = 20;
+/** Stands for the log of a zero probability, which JSON cannot carry (OpenAI's convention). */
+const LOGPROB_FLOOR = -9999;
 
 /** Tokens the repeat penalties look back over (llama.cpp's penalty_last_n default). */
 const PENALTY_LAST_N = 64;
@@ -166,6 +215,8 @@ class Outbox {
   started: GenerationStartedEvent | undefined;
   text = "";
   tokens = 0;
+  /** Log-probabilities of the tokens in `tokens`, when asked for. */
+  logprobs: SampledTokenLogprob[] = [];
   finished: GenerationFinishedEvent | undefined;
   error: ClusterError | undefined;
   readonly #scheduler: WakeScheduler;
@@ -231,6 +282,9 @@ export class Engine {
   readonly #running = new Set<Promise<void>>();
   readonly #aborts = new Set<AbortController>();
   readonly #wakes = new WakeScheduler();
+  readonly #grammars: GrammarCache;
+  /** Text of token ids for logprobs (lossy: a token may end mid-character). */
+  readonly #tokenText = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   readonly #onSlotTokens: (slot: number, tokens: readonly number[]) => void;
   readonly #streamIntervalMs: number;
   #draining = false;
@@ -242,6 +296,7 @@ export class Engine {
     this.#logger = options.logger;
     this.#onSlotTokens = options.onSlotTokens ?? (() => {});
     this.#streamIntervalMs = options.streamIntervalMs ?? 0;
+    this.#grammars = new GrammarCache(options.loaded.llama);
     const { context } = options.loaded;
     const sequences = Array.from({ length: context.totalSequences }, () =>
       context.getSequence({
@@ -297,13 +352,14 @@ export class Engine {
    * as ClusterErrors before `started`. Aborting `signal` (or leaving the loop)
    * stops at the next token boundary and frees the slot.
    */
-  async *generate(params: GenerateParams, signal?: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+  async *generate(params: GenerateParams, signal?: AbortSignal, hooks?: GenerateHooks): AsyncGenerator<GenerationEvent, void, undefined> {
     const arrivedAt = performance.now();
     let request: CheckedParams;
     try {
       if (this.#draining || this.#closing !== undefined) throw new UnavailableError("worker is draining");
       if (signal?.aborted) throw new CancelledError();
       request = this.#check(params);
+      request.grammar = await this.#grammars.get(params);
     } catch (error: unknown) {
       this.#countError(error);
       throw error;
@@ -313,7 +369,7 @@ export class Engine {
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#aborts.add(abort);
     const out = new Outbox(this.#wakes);
-    const task = this.#run(request, abort.signal, out, arrivedAt);
+    const task = this.#run(request, abort.signal, out, arrivedAt, hooks);
     this.#running.add(task);
     void task.finally(() => this.#running.delete(task));
     let startedSent = false;
@@ -329,7 +385,9 @@ export class Engine {
           startedSent = true;
           yield out.started;
         }
-        if (out.text.length > 0) {
+        // Log-probabilities of tokens that gave no text yet leave with the last delta.
+        const lastLogprobs = out.logprobs.length > 0 && (out.finished !== undefined || out.error !== undefined);
+        if (out.text.length > 0 || lastLogprobs) {
           if (interval > 0 && out.finished === undefined && out.error === undefined) {
             const early = nextDeltaAt - performance.now();
             if (early >= 1) {
@@ -338,6 +396,10 @@ export class Engine {
             }
           }
           const delta: TextDeltaEvent = { type: "delta", text: out.text, tokens: out.tokens };
+          if (out.logprobs.length > 0) {
+            delta.logprobs = out.logprobs;
+            out.logprobs = [];
+          }
           out.text = "";
           out.tokens = 0;
           yield delta;
@@ -354,6 +416,39 @@ export class Engine {
       abort.abort(new CancelledError());
       await task;
       this.#aborts.delete(abort);
+    }
+  }
+
+  /**
+   * Runs `fn` with a slot of its own (the free one holding the longest prefix
+   * of `tokens`, queueing like a generation): block prefill and KV export use
+   * slots without generating. Reports the slot's tokens afterwards; `close()`
+   * aborts `fn`'s signal.
+   */
+  async withSlot<T>(tokens: readonly number[], signal: AbortSignal, fn: (sequence: LlamaContextSequence, signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.#draining || this.#closing !== undefined) throw new UnavailableError("worker is draining");
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#aborts.add(abort);
+    const task = (async () => {
+      const slot = await this.#pool.acquire(tokens, abort.signal);
+      try {
+        return await fn(slot.sequence, abort.signal);
+      } finally {
+        this.#reportSlot(slot.index, slot.sequence.contextTokens);
+        this.#pool.release(slot);
+      }
+    })();
+    const settled = task.then(() => undefined, () => undefined);
+    this.#running.add(settled);
+    try {
+      return await task;
+    } finally {
+      this.#running.delete(settled);
+      this.#aborts.delete(abort);
+      signal.removeEventListener("abort", onAbort);
     }
   }
 
@@ -378,13 +473,9 @@ export class Engine {
   }
 
   #check(params: GenerateParams): CheckedParams {
-    // Refused rather than ignored: a client asking for JSON must not get free text.
-    if ((params.grammar ?? "") !== "") throw new InvalidRequestError("grammar is not supported yet", { param: "grammar" });
-    if ((params.jsonSchema ?? "") !== "") {
-      throw new InvalidRequestError("json_schema is not supported yet", { param: "response_format" });
-    }
-    if (params.logprobs === true || (params.topLogprobs ?? 0) > 0) {
-      throw new InvalidRequestError("logprobs are not supported yet", { param: "logprobs" });
+    const topLogprobs = params.topLogprobs ?? 0;
+    if (!Number.isInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > MAX_TOP_LOGPROBS) {
+      throw new InvalidRequestError(`top_logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`, { param: "top_logprobs" });
     }
     const prompt = params.promptTokens;
     const vocab = this.#loaded.vocabSize;
@@ -437,7 +528,28 @@ export class Engine {
       stop: (params.stop ?? []).filter((x) => x.length > 0),
       sampling,
       ignoreEos: params.ignoreEos ?? false,
+      logprobs: params.logprobs === true || topLogprobs > 0,
+      topLogprobs,
+      grammar: undefined,
     };
+  }
+
+  /** One token's log-probability entry from node-llama-cpp's sampling metadata. */
+  #logprob(token: number, confidence: number | undefined, probabilities: Map<Token, number> | undefined, top: number): SampledTokenLogprob {
+    const entry: SampledTokenLogprob = { ...this.#logprobInfo(token, confidence ?? probabilities?.get(token as Token) ?? 0), top: [] };
+    if (probabilities !== undefined && top > 0) {
+      // The map is sorted, most likely first.
+      for (const [id, p] of probabilities) {
+        if (entry.top.length >= top || p <= 0) break;
+        entry.top.push(this.#logprobInfo(id, p));
+      }
+    }
+    return entry;
+  }
+
+  #logprobInfo(token: number, probability: number): TokenLogprobInfo {
+    const bytes = this.#loaded.tokenBytes[token] ?? new Uint8Array(0);
+    return { token: this.#tokenText.decode(bytes), logprob: probability > 0 ? Math.log(probability) : LOGPROB_FLOOR, bytes };
   }
 
   #reportSlot(slot: number, tokens: readonly number[]): void {
@@ -494,6 +606,7 @@ export class Engine {
     signal: AbortSignal,
     out: Outbox,
     arrivedAt: number,
+    hooks?: GenerateHooks,
   ): Promise<void> {
     const metrics = this.#metrics;
     const prompt = request.promptTokens;
@@ -517,13 +630,16 @@ export class Engine {
     try {
       if (signal.aborted) throw new CancelledError();
       const sequence = slot.sequence;
+      const prepareStart = performance.now();
+      const computedElsewhere = hooks?.prepare === undefined ? 0 : await hooks.prepare(sequence, signal);
+      const prepareMs = hooks?.prepare === undefined ? 0 : performance.now() - prepareStart;
       // Keep the longest cached prefix; evaluation needs the logits of the
       // prompt's last token, so at least that one is always recomputed.
       const prefix = Math.min(sequence.compareContextTokens(prompt as Token[]).firstDifferentIndex, prompt.length - 1);
       if (sequence.nextTokenIndex > prefix) {
         await sequence.eraseContextTokenRanges([{ start: prefix, end: sequence.nextTokenIndex }]);
       }
-      cachedTokens = prefix;
+      cachedTokens = Math.max(0, prefix - computedElsewhere);
       this.#reportSlot(slot.index, prompt);
       out.started = { type: "started", slot: slot.index, cachedTokens, promptTokens: prompt.length, queueMs };
       out.notify();
@@ -534,6 +650,12 @@ export class Engine {
         ? prompt.slice(-PENALTY_LAST_N)
         : [];
       const options = this.#evaluateOptions(request.sampling, history);
+      if (request.grammar !== undefined) {
+        // Each generation walks the shared grammar with a state of its own.
+        options.grammarEvaluationState = new LlamaGrammarEvaluationState({ model: this.#loaded.model, grammar: request.grammar });
+      }
+      const logprobs = request.logprobs;
+      const topLogprobs = request.topLogprobs;
       const trackHistory = options.repeatPenalty !== undefined;
       const text = new TokenTextStream(this.#loaded.tokenBytes);
       const stopper = request.stop.length > 0 ? new StopMatcher(request.stop) : undefined;
@@ -544,7 +666,25 @@ export class Engine {
 
       const startedAt = performance.now();
       let lastAt = startedAt;
-      const iterator = sequence.evaluate(prompt.slice(prefix) as Token[], options);
+      // A long prompt goes in batch-sized steps. Given as one queue item,
+      // node-llama-cpp runs it batch after batch while the other slots' next
+      // tokens (re-queued a few microtasks after each batch) miss every one of
+      // them, so their streams stall for the whole prefill; and it could not be
+      // stopped midway. Between steps each batch takes every slot's pending
+      // token, and a cancel lands within one batch.
+      let evalFrom = prefix;
+      const step = this.#loaded.context.batchSize;
+      while (prompt.length - evalFrom > step) {
+        if (signal.aborted) throw new CancelledError();
+        await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(evalFrom, evalFrom + step) as Token[]);
+        evalFrom += step;
+      }
+      // With logprobs, node-llama-cpp reports each token's probability (and the
+      // whole sorted distribution for alternatives, which costs a copy of the
+      // vocabulary per token: only when asked for).
+      const iterator: AsyncGenerator<Token | { token: Token; confidence?: number; probabilities?: Map<Token, number> }, unknown> = logprobs
+        ? sequence.evaluateWithMetadata(prompt.slice(evalFrom) as Token[], { confidence: true, probabilities: topLogprobs > 0 }, options)
+        : sequence.evaluate(prompt.slice(evalFrom) as Token[], options);
       let ended = false;
       try {
         // The hot loop: keep per-token work to a table lookup, one streaming
@@ -554,7 +694,7 @@ export class Engine {
           if (next.done === true) break;
           const now = performance.now();
           if (generated === 0) {
-            prefillMs = now - startedAt;
+            prefillMs = now - startedAt + prepareMs;
             metrics.prefillDuration.observe(prefillMs / 1000);
             metrics.timeToFirstToken.observe((now - arrivedAt) / 1000);
           } else {
@@ -566,12 +706,14 @@ export class Engine {
             reason = "cancelled";
             break;
           }
-          const token = next.value as number;
+          const value = next.value;
+          const token: number = typeof value === "number" ? value : value.token;
           if (trackHistory) history.push(token);
           if (!ignoreEos && eog[token] === 1) {
             ended = true;
             break;
           }
+          if (logprobs && typeof value !== "number") out.logprobs.push(this.#logprob(token, value.confidence, value.probabilities, topLogprobs));
           const piece = text.push(token);
           if (stopper === undefined) {
             out.append(piece, 1);

@@ -118,7 +118,7 @@ test("Generate streams started, deltas and finished; GetStatus, health and regis
   assert.ok((await probe.xlen(keys.kvEvents)) > 0);
 });
 
-test("16 concurrent streams share decode batches; unsupported options are refused", async () => {
+test("16 concurrent streams share decode batches; malformed constraints are refused", async () => {
   const runs = await Promise.all(
     Array.from({ length: 16 }, (_, i) =>
       generate({ promptTokens: [100 + i, 200 + i, 300 + i], maxTokens: 32, ignoreEos: true, sampling: { temperature: 1, seed: i } }),
@@ -137,16 +137,45 @@ test("16 concurrent streams share decode batches; unsupported options are refuse
   assert.match(metrics, /smollm_worker_requests_total\{finish_reason="length"[^}]*\} 17/);
   assert.match(metrics, /smollm_worker_generated_tokens_total\{[^}]*\} 532/);
 
-  for (const bad of [{ grammar: "root ::= \"a\"" }, { jsonSchema: "{}" }, { logprobs: true }]) {
+  for (const bad of [
+    { grammar: "root ::= (" },
+    { jsonSchema: "{not json" },
+    { grammar: 'root ::= "a"', jsonSchema: "{}" },
+    { jsonPrefix: "<x>" },
+    { topLogprobs: 21 },
+  ]) {
     await assert.rejects(
       generate({ promptTokens: [1, 2], maxTokens: 4, ...bad }),
-      (e: unknown) => e instanceof ClusterError && e.code === "invalid_argument" && /not supported yet/.test(e.message),
+      (e: unknown) => e instanceof ClusterError && e.code === "invalid_argument",
+      JSON.stringify(bad),
     );
   }
   await assert.rejects(
     generate({ promptTokens: [1, 2], maxTokens: 2000 }),
     (e: unknown) => e instanceof ClusterError && e.code === "context_length_exceeded",
   );
+});
+
+test("a grammar constrains the output and logprobs come with the deltas, over gRPC", async () => {
+  const { events, text } = await generate({
+    promptTokens: [10, 11, 12],
+    maxTokens: 16,
+    grammar: 'root ::= "oui" | "non" | "sí"',
+    logprobs: true,
+    topLogprobs: 3,
+    sampling: { temperature: 1, seed: 7 },
+  });
+  assert.ok(["oui", "non", "sí"].includes(text), text);
+  const logprobs = events.flatMap((e) => (e.case === "delta" ? e.value.logprobs : []));
+  const finished = events.at(-1);
+  assert.ok(finished?.case === "finished");
+  // Every sampled token but the final end-of-generation one has an entry; their bytes are the text.
+  assert.equal(logprobs.length, (finished.value.usage?.completionTokens ?? 0) - 1);
+  assert.equal(Buffer.concat(logprobs.map((l) => l.sampled?.bytes ?? new Uint8Array())).toString("utf8"), text);
+  for (const l of logprobs) {
+    assert.ok((l.sampled?.logprob ?? 1) <= 0);
+    assert.ok(l.top.length >= 1 && l.top.length <= 3);
+  }
 });
 
 test("cancelling the call frees the slot", async () => {

@@ -2,9 +2,11 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { createRegistry, Lifecycle, logReady, startOpsServer } from "@smollm/common";
 import { ClusterKeys, closeRedis, connectRedis, KvCachePublisher, WorkerRegistration, type WorkerInfo } from "@smollm/cluster-state";
+import { serverCredentials } from "@smollm/proto";
 import type { WorkerConfig } from "./config.ts";
 import { Engine } from "./engine.ts";
 import { startWorkerGrpcServer } from "./grpc-server.ts";
+import { setUpKvTransfer } from "./kv-transfer.ts";
 import { createWorkerMetrics } from "./metrics.ts";
 import { loadWorkerModel } from "./model-loader.ts";
 
@@ -105,6 +107,8 @@ export async function startWorker(
         onSlotTokens: (slot, tokens) => kvPublisher.setSlotTokens(slot, tokens),
       }),
     );
+    const kvTransfer = await setUpKvTransfer({ config, loaded, engine, registry, logger: log, lifecycle });
+    metrics.setKvCapacity(engine.slots * engine.contextSize);
 
     let address = "";
     const snapshot = (): WorkerInfo => {
@@ -147,6 +151,10 @@ export async function startWorker(
         model: loaded.name,
         logger: log,
         isServing: () => lifecycle.ready,
+        kvImporter: kvTransfer.importer,
+        kvTransfer: kvTransfer.handlers,
+        credentials: serverCredentials(config.mtls),
+        metrics,
       }),
     );
     address = advertisedAddress(config, grpc.port);
@@ -158,6 +166,7 @@ export async function startWorker(
     lifecycle.onDrain(async () => {
       // Refuse new work first, then tell the cluster at once rather than at the next heartbeat.
       const idle = engine.drain();
+      metrics.draining.set(1);
       await registration.drain();
       log.info({ active_slots: engine.load.activeSlots, queued: engine.load.queued }, "draining");
       await idle;

@@ -89,7 +89,7 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* Redis URL environment variable for the scheduler and the workers. */}}
+{{/* Redis URL environment variable for the scheduler, the workers and the gateway (per-key limits). */}}
 {{- define "smollm.redisUrlEnv" -}}
 {{- if eq .Values.redis.mode "internal" -}}
 - name: SMOLLM_REDIS_URL

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file smollm/v1/chat.proto.
  */
 export const file_smollm_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChRzbW9sbG0vdjEvY2hhdC5wcm90bxIJc21vbGxtLnYxIjcKCFRvb2xDYWxsEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJYXJndW1lbnRzGAMgASgJIpQBCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSJwoKdG9vbF9jYWxscxgDIAMoCzITLnNtb2xsbS52MS5Ub29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYBCABKAkSDAoEbmFtZRgFIAEoCRIZChFyZWFzb25pbmdfY29udGVudBgGIAEoCSI9CgRUb29sEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcGFyYW1ldGVycxgDIAEoCSKzBAoUQ2hhdENvbXBsZXRpb25QYXJhbXMSDQoFbW9kZWwYASABKAkSKAoIbWVzc2FnZXMYAiADKAsyFi5zbW9sbG0udjEuQ2hhdE1lc3NhZ2USFwoKbWF4X3Rva2VucxgDIAEoDUgAiAEBEhgKC3RlbXBlcmF0dXJlGAQgASgCSAGIAQESEgoFdG9wX3AYBSABKAJIAogBARISCgV0b3BfaxgGIAEoDUgDiAEBEhIKBW1pbl9wGAcgASgCSASIAQESEQoEc2VlZBgIIAEoDUgFiAEBEgwKBHN0b3AYCSADKAkSHQoQcHJlc2VuY2VfcGVuYWx0eRgKIAEoAkgGiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAsgASgCSAeIAQESHAoPZW5hYmxlX3RoaW5raW5nGAwgASgISAiIAQESHgoFdG9vbHMYDSADKAsyDy5zbW9sbG0udjEuVG9vbBITCgt0b29sX2Nob2ljZRgOIAEoCRITCgtqc29uX3NjaGVtYRgPIAEoCRIQCghsb2dwcm9icxgQIAEoCBIUCgx0b3BfbG9ncHJvYnMYESABKA1CDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIICgZfdG9wX2tCCAoGX21pbl9wQgcKBV9zZWVkQhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eUISChBfZW5hYmxlX3RoaW5raW5nIk4KG0NyZWF0ZUNoYXRDb21wbGV0aW9uUmVxdWVzdBIvCgZwYXJhbXMYASABKAsyHy5zbW9sbG0udjEuQ2hhdENvbXBsZXRpb25QYXJhbXMiTgobU3RyZWFtQ2hhdENvbXBsZXRpb25SZXF1ZXN0Ei8KBnBhcmFtcxgBIAEoCzIfLnNtb2xsbS52MS5DaGF0Q29tcGxldGlvblBhcmFtcyJmCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEhQKDHRvdGFsX3Rva2VucxgDIAEoDRIVCg1jYWNoZWRfdG9rZW5zGAQgASgNIq0BChxDcmVhdGVDaGF0Q29tcGxldGlvblJlc3BvbnNlEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEicKB21lc3NhZ2UYAyABKAsyFi5zbW9sbG0udjEuQ2hhdE1lc3NhZ2USFQoNZmluaXNoX3JlYXNvbhgEIAEoCRIfCgV1c2FnZRgFIAEoCzIQLnNtb2xsbS52MS5Vc2FnZRIRCgl3b3JrZXJfaWQYBiABKAkiSwoNVG9vbENhbGxEZWx0YRINCgVpbmRleBgBIAEoDRIKCgJpZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWFyZ3VtZW50cxgEIAEoCSLPAQocU3RyZWFtQ2hhdENvbXBsZXRpb25SZXNwb25zZRIKCgJpZBgBIAEoCRIPCgdjb250ZW50GAIgASgJEhkKEXJlYXNvbmluZ19jb250ZW50GAMgASgJEiwKCnRvb2xfY2FsbHMYBCADKAsyGC5zbW9sbG0udjEuVG9vbENhbGxEZWx0YRIVCg1maW5pc2hfcmVhc29uGAUgASgJEh8KBXVzYWdlGAYgASgLMhAuc21vbGxtLnYxLlVzYWdlEhEKCXdvcmtlcl9pZBgHIAEoCSITChFMaXN0TW9kZWxzUmVxdWVzdCI9CgVNb2RlbBIKCgJpZBgBIAEoCRIQCghvd25lZF9ieRgCIAEoCRIWCg5jb250ZXh0X2xlbmd0aBgDIAEoDSI2ChJMaXN0TW9kZWxzUmVzcG9uc2USIAoGbW9kZWxzGAEgAygLMhAuc21vbGxtLnYxLk1vZGVsMqwCCgtDaGF0U2VydmljZRJnChRDcmVhdGVDaGF0Q29tcGxldGlvbhImLnNtb2xsbS52MS5DcmVhdGVDaGF0Q29tcGxldGlvblJlcXVlc3QaJy5zbW9sbG0udjEuQ3JlYXRlQ2hhdENvbXBsZXRpb25SZXNwb25zZRJpChRTdHJlYW1DaGF0Q29tcGxldGlvbhImLnNtb2xsbS52MS5TdHJlYW1DaGF0Q29tcGxldGlvblJlcXVlc3QaJy5zbW9sbG0udjEuU3RyZWFtQ2hhdENvbXBsZXRpb25SZXNwb25zZTABEkkKCkxpc3RNb2RlbHMSHC5zbW9sbG0udjEuTGlzdE1vZGVsc1JlcXVlc3QaHS5zbW9sbG0udjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChRzbW9sbG0vdjEvY2hhdC5wcm90bxIJc21vbGxtLnYxIjcKCFRvb2xDYWxsEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJYXJndW1lbnRzGAMgASgJIpQBCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSJwoKdG9vbF9jYWxscxgDIAMoCzITLnNtb2xsbS52MS5Ub29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYBCABKAkSDAoEbmFtZRgFIAEoCRIZChFyZWFzb25pbmdfY29udGVudBgGIAEoCSI9CgRUb29sEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcGFyYW1ldGVycxgDIAEoCSKHBQoUQ2hhdENvbXBsZXRpb25QYXJhbXMSDQoFbW9kZWwYASABKAkSKAoIbWVzc2FnZXMYAiADKAsyFi5zbW9sbG0udjEuQ2hhdE1lc3NhZ2USFwoKbWF4X3Rva2VucxgDIAEoDUgAiAEBEhgKC3RlbXBlcmF0dXJlGAQgASgCSAGIAQESEgoFdG9wX3AYBSABKAJIAogBARISCgV0b3BfaxgGIAEoDUgDiAEBEhIKBW1pbl9wGAcgASgCSASIAQESEQoEc2VlZBgIIAEoDUgFiAEBEgwKBHN0b3AYCSADKAkSHQoQcHJlc2VuY2VfcGVuYWx0eRgKIAEoAkgGiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAsgASgCSAeIAQESHAoPZW5hYmxlX3RoaW5raW5nGAwgASgISAiIAQESHgoFdG9vbHMYDSADKAsyDy5zbW9sbG0udjEuVG9vbBITCgt0b29sX2Nob2ljZRgOIAEoCRITCgtqc29uX3NjaGVtYRgPIAEoCRIQCghsb2dwcm9icxgQIAEoCBIUCgx0b3BfbG9ncHJvYnMYESABKA0SIAoTcGFyYWxsZWxfdG9vbF9jYWxscxgSIAEoCEgJiAEBEhgKEHJlYXNvbmluZ19lZmZvcnQYEyABKAlCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIICgZfdG9wX2tCCAoGX21pbl9wQgcKBV9zZWVkQhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eUISChBfZW5hYmxlX3RoaW5raW5nQhYKFF9wYXJhbGxlbF90b29sX2NhbGxzIjsKClRvcExvZ3Byb2ISDQoFdG9rZW4YASABKAkSDwoHbG9ncHJvYhgCIAEoARINCgVieXRlcxgDIAEoDCJqCgxUb2tlbkxvZ3Byb2ISDQoFdG9rZW4YASABKAkSDwoHbG9ncHJvYhgCIAEoARINCgVieXRlcxgDIAEoDBIrCgx0b3BfbG9ncHJvYnMYBCADKAsyFS5zbW9sbG0udjEuVG9wTG9ncHJvYiJOChtDcmVhdGVDaGF0Q29tcGxldGlvblJlcXVlc3QSLwoGcGFyYW1zGAEgASgLMh8uc21vbGxtLnYxLkNoYXRDb21wbGV0aW9uUGFyYW1zIk4KG1N0cmVhbUNoYXRDb21wbGV0aW9uUmVxdWVzdBIvCgZwYXJhbXMYASABKAsyHy5zbW9sbG0udjEuQ2hhdENvbXBsZXRpb25QYXJhbXMiZgoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0SFQoNY2FjaGVkX3Rva2VucxgEIAEoDSLYAQocQ3JlYXRlQ2hhdENvbXBsZXRpb25SZXNwb25zZRIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRInCgdtZXNzYWdlGAMgASgLMhYuc21vbGxtLnYxLkNoYXRNZXNzYWdlEhUKDWZpbmlzaF9yZWFzb24YBCABKAkSHwoFdXNhZ2UYBSABKAsyEC5zbW9sbG0udjEuVXNhZ2USEQoJd29ya2VyX2lkGAYgASgJEikKCGxvZ3Byb2JzGAcgAygLMhcuc21vbGxtLnYxLlRva2VuTG9ncHJvYiJLCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgNEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJYXJndW1lbnRzGAQgASgJIvoBChxTdHJlYW1DaGF0Q29tcGxldGlvblJlc3BvbnNlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSGQoRcmVhc29uaW5nX2NvbnRlbnQYAyABKAkSLAoKdG9vbF9jYWxscxgEIAMoCzIYLnNtb2xsbS52MS5Ub29sQ2FsbERlbHRhEhUKDWZpbmlzaF9yZWFzb24YBSABKAkSHwoFdXNhZ2UYBiABKAsyEC5zbW9sbG0udjEuVXNhZ2USEQoJd29ya2VyX2lkGAcgASgJEikKCGxvZ3Byb2JzGAggAygLMhcuc21vbGxtLnYxLlRva2VuTG9ncHJvYiITChFMaXN0TW9kZWxzUmVxdWVzdCI9CgVNb2RlbBIKCgJpZBgBIAEoCRIQCghvd25lZF9ieRgCIAEoCRIWCg5jb250ZXh0X2xlbmd0aBgDIAEoDSI2ChJMaXN0TW9kZWxzUmVzcG9uc2USIAoGbW9kZWxzGAEgAygLMhAuc21vbGxtLnYxLk1vZGVsMqwCCgtDaGF0U2VydmljZRJnChRDcmVhdGVDaGF0Q29tcGxldGlvbhImLnNtb2xsbS52MS5DcmVhdGVDaGF0Q29tcGxldGlvblJlcXVlc3QaJy5zbW9sbG0udjEuQ3JlYXRlQ2hhdENvbXBsZXRpb25SZXNwb25zZRJpChRTdHJlYW1DaGF0Q29tcGxldGlvbhImLnNtb2xsbS52MS5TdHJlYW1DaGF0Q29tcGxldGlvblJlcXVlc3QaJy5zbW9sbG0udjEuU3RyZWFtQ2hhdENvbXBsZXRpb25SZXNwb25zZTABEkkKCkxpc3RNb2RlbHMSHC5zbW9sbG0udjEuTGlzdE1vZGVsc1JlcXVlc3QaHS5zbW9sbG0udjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message smollm.v1.ToolCall
@@ -210,6 +210,21 @@ export type ChatCompletionParams = Message<"smollm.v1.ChatCompletionParams"> & {
    * @generated from field: uint32 top_logprobs = 17;
    */
   topLogprobs: number;
+
+  /**
+   * More than one function call per turn; unset means allowed (OpenAI's default).
+   *
+   * @generated from field: optional bool parallel_tool_calls = 18;
+   */
+  parallelToolCalls?: boolean | undefined;
+
+  /**
+   * "none" turns reasoning off; any other value leaves it on (SmolLM3 has no effort levels).
+   * enable_thinking, when set, decides instead.
+   *
+   * @generated from field: string reasoning_effort = 19;
+   */
+  reasoningEffort: string;
 };
 
 /**
@@ -218,6 +233,73 @@ export type ChatCompletionParams = Message<"smollm.v1.ChatCompletionParams"> & {
  */
 export const ChatCompletionParamsSchema: GenMessage<ChatCompletionParams> = /*@__PURE__*/
   messageDesc(file_smollm_v1_chat, 3);
+
+/**
+ * One alternative for a sampled token.
+ *
+ * @generated from message smollm.v1.TopLogprob
+ */
+export type TopLogprob = Message<"smollm.v1.TopLogprob"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * Natural log of the token's probability in the distribution it was sampled from.
+   *
+   * @generated from field: double logprob = 2;
+   */
+  logprob: number;
+
+  /**
+   * The token's raw bytes (a token may hold part of a UTF-8 character).
+   *
+   * @generated from field: bytes bytes = 3;
+   */
+  bytes: Uint8Array;
+};
+
+/**
+ * Describes the message smollm.v1.TopLogprob.
+ * Use `create(TopLogprobSchema)` to create a new message.
+ */
+export const TopLogprobSchema: GenMessage<TopLogprob> = /*@__PURE__*/
+  messageDesc(file_smollm_v1_chat, 4);
+
+/**
+ * A sampled token with its log-probability and the most likely alternatives.
+ *
+ * @generated from message smollm.v1.TokenLogprob
+ */
+export type TokenLogprob = Message<"smollm.v1.TokenLogprob"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: double logprob = 2;
+   */
+  logprob: number;
+
+  /**
+   * @generated from field: bytes bytes = 3;
+   */
+  bytes: Uint8Array;
+
+  /**
+   * @generated from field: repeated smollm.v1.TopLogprob top_logprobs = 4;
+   */
+  topLogprobs: TopLogprob[];
+};
+
+/**
+ * Describes the message smollm.v1.TokenLogprob.
+ * Use `create(TokenLogprobSchema)` to create a new message.
+ */
+export const TokenLogprobSchema: GenMessage<TokenLogprob> = /*@__PURE__*/
+  messageDesc(file_smollm_v1_chat, 5);
 
 /**
  * @generated from message smollm.v1.CreateChatCompletionRequest
@@ -234,7 +316,7 @@ export type CreateChatCompletionRequest = Message<"smollm.v1.CreateChatCompletio
  * Use `create(CreateChatCompletionRequestSchema)` to create a new message.
  */
 export const CreateChatCompletionRequestSchema: GenMessage<CreateChatCompletionRequest> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 4);
+  messageDesc(file_smollm_v1_chat, 6);
 
 /**
  * @generated from message smollm.v1.StreamChatCompletionRequest
@@ -251,7 +333,7 @@ export type StreamChatCompletionRequest = Message<"smollm.v1.StreamChatCompletio
  * Use `create(StreamChatCompletionRequestSchema)` to create a new message.
  */
 export const StreamChatCompletionRequestSchema: GenMessage<StreamChatCompletionRequest> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 5);
+  messageDesc(file_smollm_v1_chat, 7);
 
 /**
  * @generated from message smollm.v1.Usage
@@ -283,7 +365,7 @@ export type Usage = Message<"smollm.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 6);
+  messageDesc(file_smollm_v1_chat, 8);
 
 /**
  * @generated from message smollm.v1.CreateChatCompletionResponse
@@ -320,6 +402,13 @@ export type CreateChatCompletionResponse = Message<"smollm.v1.CreateChatCompleti
    * @generated from field: string worker_id = 6;
    */
   workerId: string;
+
+  /**
+   * With params.logprobs: every sampled token, in order.
+   *
+   * @generated from field: repeated smollm.v1.TokenLogprob logprobs = 7;
+   */
+  logprobs: TokenLogprob[];
 };
 
 /**
@@ -327,9 +416,12 @@ export type CreateChatCompletionResponse = Message<"smollm.v1.CreateChatCompleti
  * Use `create(CreateChatCompletionResponseSchema)` to create a new message.
  */
 export const CreateChatCompletionResponseSchema: GenMessage<CreateChatCompletionResponse> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 7);
+  messageDesc(file_smollm_v1_chat, 9);
 
 /**
+ * A piece of a function call: the first of a call carries its id and name, the next ones
+ * pieces of its arguments' JSON text, which concatenate to the whole.
+ *
  * @generated from message smollm.v1.ToolCallDelta
  */
 export type ToolCallDelta = Message<"smollm.v1.ToolCallDelta"> & {
@@ -359,7 +451,7 @@ export type ToolCallDelta = Message<"smollm.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 8);
+  messageDesc(file_smollm_v1_chat, 10);
 
 /**
  * @generated from message smollm.v1.StreamChatCompletionResponse
@@ -401,6 +493,13 @@ export type StreamChatCompletionResponse = Message<"smollm.v1.StreamChatCompleti
    * @generated from field: string worker_id = 7;
    */
   workerId: string;
+
+  /**
+   * With params.logprobs: the tokens this message accounts for.
+   *
+   * @generated from field: repeated smollm.v1.TokenLogprob logprobs = 8;
+   */
+  logprobs: TokenLogprob[];
 };
 
 /**
@@ -408,7 +507,7 @@ export type StreamChatCompletionResponse = Message<"smollm.v1.StreamChatCompleti
  * Use `create(StreamChatCompletionResponseSchema)` to create a new message.
  */
 export const StreamChatCompletionResponseSchema: GenMessage<StreamChatCompletionResponse> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 9);
+  messageDesc(file_smollm_v1_chat, 11);
 
 /**
  * @generated from message smollm.v1.ListModelsRequest
@@ -421,7 +520,7 @@ export type ListModelsRequest = Message<"smollm.v1.ListModelsRequest"> & {
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 10);
+  messageDesc(file_smollm_v1_chat, 12);
 
 /**
  * @generated from message smollm.v1.Model
@@ -448,7 +547,7 @@ export type Model = Message<"smollm.v1.Model"> & {
  * Use `create(ModelSchema)` to create a new message.
  */
 export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 11);
+  messageDesc(file_smollm_v1_chat, 13);
 
 /**
  * @generated from message smollm.v1.ListModelsResponse
@@ -465,7 +564,7 @@ export type ListModelsResponse = Message<"smollm.v1.ListModelsResponse"> & {
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_smollm_v1_chat, 12);
+  messageDesc(file_smollm_v1_chat, 14);
 
 /**
  * @generated from service smollm.v1.ChatService

@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { KvSource, ParallelPrefillPlan } from "./kv_transfer_pb.ts";
+import { file_smollm_internal_v1_kv_transfer } from "./kv_transfer_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file smollm/internal/v1/scheduler.proto.
  */
 export const file_smollm_internal_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("CiJzbW9sbG0vaW50ZXJuYWwvdjEvc2NoZWR1bGVyLnByb3RvEhJzbW9sbG0uaW50ZXJuYWwudjEiXwoMUm91dGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhIKCm1heF90b2tlbnMYAyABKA0SFwoPZXhjbHVkZV93b3JrZXJzGAQgAygJIpgBCg1Sb3V0ZVJlc3BvbnNlEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg53b3JrZXJfYWRkcmVzcxgCIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAMgAygNEh4KFmV4cGVjdGVkX2NhY2hlZF90b2tlbnMYBCABKA0SFAoMY29udGV4dF9zaXplGAUgASgNEg8KB291dGNvbWUYBiABKAkyYAoQU2NoZWR1bGVyU2VydmljZRJMCgVSb3V0ZRIgLnNtb2xsbS5pbnRlcm5hbC52MS5Sb3V0ZVJlcXVlc3QaIS5zbW9sbG0uaW50ZXJuYWwudjEuUm91dGVSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CiJzbW9sbG0vaW50ZXJuYWwvdjEvc2NoZWR1bGVyLnByb3RvEhJzbW9sbG0uaW50ZXJuYWwudjEidgoMUm91dGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhIKCm1heF90b2tlbnMYAyABKA0SFwoPZXhjbHVkZV93b3JrZXJzGAQgAygJEhUKDWV4YWN0X3ByZWZpbGwYFCABKAgijAIKDVJvdXRlUmVzcG9uc2USEQoJd29ya2VyX2lkGAEgASgJEhYKDndvcmtlcl9hZGRyZXNzGAIgASgJEhUKDXByb21wdF90b2tlbnMYAyADKA0SHgoWZXhwZWN0ZWRfY2FjaGVkX3Rva2VucxgEIAEoDRIUCgxjb250ZXh0X3NpemUYBSABKA0SDwoHb3V0Y29tZRgGIAEoCRJBChBwYXJhbGxlbF9wcmVmaWxsGBQgASgLMicuc21vbGxtLmludGVybmFsLnYxLlBhcmFsbGVsUHJlZmlsbFBsYW4SLwoJa3Zfc291cmNlGBUgASgLMhwuc21vbGxtLmludGVybmFsLnYxLkt2U291cmNlMmAKEFNjaGVkdWxlclNlcnZpY2USTAoFUm91dGUSIC5zbW9sbG0uaW50ZXJuYWwudjEuUm91dGVSZXF1ZXN0GiEuc21vbGxtLmludGVybmFsLnYxLlJvdXRlUmVzcG9uc2ViBnByb3RvMw", [file_smollm_internal_v1_kv_transfer]);
 
 /**
  * @generated from message smollm.internal.v1.RouteRequest
@@ -39,6 +41,13 @@ export type RouteRequest = Message<"smollm.internal.v1.RouteRequest"> & {
    * @generated from field: repeated string exclude_workers = 4;
    */
   excludeWorkers: string[];
+
+  /**
+   * Never split the prefill across workers (block-parallel prefill approximates attention).
+   *
+   * @generated from field: bool exact_prefill = 20;
+   */
+  exactPrefill: boolean;
 };
 
 /**
@@ -87,6 +96,20 @@ export type RouteResponse = Message<"smollm.internal.v1.RouteResponse"> & {
    * @generated from field: string outcome = 6;
    */
   outcome: string;
+
+  /**
+   * Set for a long prompt: the chosen worker decodes, these workers prefill its blocks.
+   *
+   * @generated from field: smollm.internal.v1.ParallelPrefillPlan parallel_prefill = 20;
+   */
+  parallelPrefill?: ParallelPrefillPlan | undefined;
+
+  /**
+   * Set when the chosen worker should fetch a cached prefix from another worker.
+   *
+   * @generated from field: smollm.internal.v1.KvSource kv_source = 21;
+   */
+  kvSource?: KvSource | undefined;
 };
 
 /**

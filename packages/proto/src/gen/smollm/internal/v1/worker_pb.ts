@@ -7,13 +7,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { KvSource, ParallelPrefillPlan } from "./kv_transfer_pb.ts";
+import { file_smollm_internal_v1_kv_transfer } from "./kv_transfer_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file smollm/internal/v1/worker.proto.
  */
 export const file_smollm_internal_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zbW9sbG0vaW50ZXJuYWwvdjEvd29ya2VyLnByb3RvEhJzbW9sbG0uaW50ZXJuYWwudjEiuwEKDlNhbXBsaW5nUGFyYW1zEhMKC3RlbXBlcmF0dXJlGAEgASgCEg0KBXRvcF9wGAIgASgCEg0KBXRvcF9rGAMgASgNEg0KBW1pbl9wGAQgASgCEhEKBHNlZWQYBSABKA1IAIgBARIYChBwcmVzZW5jZV9wZW5hbHR5GAYgASgCEhkKEWZyZXF1ZW5jeV9wZW5hbHR5GAcgASgCEhYKDnJlcGVhdF9wZW5hbHR5GAggASgCQgcKBV9zZWVkIvYBCg9HZW5lcmF0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAIgAygNEjQKCHNhbXBsaW5nGAMgASgLMiIuc21vbGxtLmludGVybmFsLnYxLlNhbXBsaW5nUGFyYW1zEhIKCm1heF90b2tlbnMYBCABKA0SDAoEc3RvcBgFIAMoCRITCgtqc29uX3NjaGVtYRgGIAEoCRIPCgdncmFtbWFyGAcgASgJEhAKCGxvZ3Byb2JzGAggASgIEhQKDHRvcF9sb2dwcm9icxgJIAEoDRISCgppZ25vcmVfZW9zGAogASgIIsEBChBHZW5lcmF0ZVJlc3BvbnNlEjgKB3N0YXJ0ZWQYASABKAsyJS5zbW9sbG0uaW50ZXJuYWwudjEuR2VuZXJhdGlvblN0YXJ0ZWRIABIuCgVkZWx0YRgCIAEoCzIdLnNtb2xsbS5pbnRlcm5hbC52MS5UZXh0RGVsdGFIABI6CghmaW5pc2hlZBgDIAEoCzImLnNtb2xsbS5pbnRlcm5hbC52MS5HZW5lcmF0aW9uRmluaXNoZWRIAEIHCgVldmVudCJ0ChFHZW5lcmF0aW9uU3RhcnRlZBIRCgl3b3JrZXJfaWQYASABKAkSDAoEc2xvdBgCIAEoDRIVCg1jYWNoZWRfdG9rZW5zGAMgASgNEhUKDXByb21wdF90b2tlbnMYBCABKA0SEAoIcXVldWVfbXMYBSABKAEiPQoMVG9rZW5Mb2dwcm9iEg0KBXRva2VuGAEgASgJEg8KB2xvZ3Byb2IYAiABKAISDQoFYnl0ZXMYAyABKAwicQoNVG9rZW5Mb2dwcm9icxIxCgdzYW1wbGVkGAEgASgLMiAuc21vbGxtLmludGVybmFsLnYxLlRva2VuTG9ncHJvYhItCgN0b3AYAiADKAsyIC5zbW9sbG0uaW50ZXJuYWwudjEuVG9rZW5Mb2dwcm9iIl4KCVRleHREZWx0YRIMCgR0ZXh0GAEgASgJEg4KBnRva2VucxgCIAEoDRIzCghsb2dwcm9icxgDIAMoCzIhLnNtb2xsbS5pbnRlcm5hbC52MS5Ub2tlbkxvZ3Byb2JzIlAKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SFQoNY2FjaGVkX3Rva2VucxgDIAEoDSKXAQoSR2VuZXJhdGlvbkZpbmlzaGVkEjAKBnJlYXNvbhgBIAEoDjIgLnNtb2xsbS5pbnRlcm5hbC52MS5GaW5pc2hSZWFzb24SKAoFdXNhZ2UYAiABKAsyGS5zbW9sbG0uaW50ZXJuYWwudjEuVXNhZ2USEgoKcHJlZmlsbF9tcxgDIAEoARIRCglkZWNvZGVfbXMYBCABKAEiEgoQR2V0U3RhdHVzUmVxdWVzdCKSAQoRR2V0U3RhdHVzUmVzcG9uc2USEQoJd29ya2VyX2lkGAEgASgJEg0KBW1vZGVsGAIgASgJEg0KBXNsb3RzGAMgASgNEhQKDGFjdGl2ZV9zbG90cxgEIAEoDRIOCgZxdWV1ZWQYBSABKA0SFAoMY29udGV4dF9zaXplGAYgASgNEhAKCGRyYWluaW5nGAcgASgIKnwKDEZpbmlzaFJlYXNvbhIdChlGSU5JU0hfUkVBU09OX1VOU1BFQ0lGSUVEEAASFgoSRklOSVNIX1JFQVNPTl9TVE9QEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIbChdGSU5JU0hfUkVBU09OX0NBTkNFTExFRBADMsIBCg1Xb3JrZXJTZXJ2aWNlElcKCEdlbmVyYXRlEiMuc21vbGxtLmludGVybmFsLnYxLkdlbmVyYXRlUmVxdWVzdBokLnNtb2xsbS5pbnRlcm5hbC52MS5HZW5lcmF0ZVJlc3BvbnNlMAESWAoJR2V0U3RhdHVzEiQuc21vbGxtLmludGVybmFsLnYxLkdldFN0YXR1c1JlcXVlc3QaJS5zbW9sbG0uaW50ZXJuYWwudjEuR2V0U3RhdHVzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Ch9zbW9sbG0vaW50ZXJuYWwvdjEvd29ya2VyLnByb3RvEhJzbW9sbG0uaW50ZXJuYWwudjEiuwEKDlNhbXBsaW5nUGFyYW1zEhMKC3RlbXBlcmF0dXJlGAEgASgCEg0KBXRvcF9wGAIgASgCEg0KBXRvcF9rGAMgASgNEg0KBW1pbl9wGAQgASgCEhEKBHNlZWQYBSABKA1IAIgBARIYChBwcmVzZW5jZV9wZW5hbHR5GAYgASgCEhkKEWZyZXF1ZW5jeV9wZW5hbHR5GAcgASgCEhYKDnJlcGVhdF9wZW5hbHR5GAggASgCQgcKBV9zZWVkIq0DCg9HZW5lcmF0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAIgAygNEjQKCHNhbXBsaW5nGAMgASgLMiIuc21vbGxtLmludGVybmFsLnYxLlNhbXBsaW5nUGFyYW1zEhIKCm1heF90b2tlbnMYBCABKA0SDAoEc3RvcBgFIAMoCRITCgtqc29uX3NjaGVtYRgGIAEoCRIPCgdncmFtbWFyGAcgASgJEhMKC2pzb25fcHJlZml4GB4gASgJEhMKC2pzb25fc3VmZml4GB8gASgJEhcKD2pzb25fbWF4X3ZhbHVlcxggIAEoDRIQCghsb2dwcm9icxgIIAEoCBIUCgx0b3BfbG9ncHJvYnMYCSABKA0SEgoKaWdub3JlX2VvcxgKIAEoCBJBChBwYXJhbGxlbF9wcmVmaWxsGBQgASgLMicuc21vbGxtLmludGVybmFsLnYxLlBhcmFsbGVsUHJlZmlsbFBsYW4SLwoJa3Zfc291cmNlGBUgASgLMhwuc21vbGxtLmludGVybmFsLnYxLkt2U291cmNlIsEBChBHZW5lcmF0ZVJlc3BvbnNlEjgKB3N0YXJ0ZWQYASABKAsyJS5zbW9sbG0uaW50ZXJuYWwudjEuR2VuZXJhdGlvblN0YXJ0ZWRIABIuCgVkZWx0YRgCIAEoCzIdLnNtb2xsbS5pbnRlcm5hbC52MS5UZXh0RGVsdGFIABI6CghmaW5pc2hlZBgDIAEoCzImLnNtb2xsbS5pbnRlcm5hbC52MS5HZW5lcmF0aW9uRmluaXNoZWRIAEIHCgVldmVudCJ0ChFHZW5lcmF0aW9uU3RhcnRlZBIRCgl3b3JrZXJfaWQYASABKAkSDAoEc2xvdBgCIAEoDRIVCg1jYWNoZWRfdG9rZW5zGAMgASgNEhUKDXByb21wdF90b2tlbnMYBCABKA0SEAoIcXVldWVfbXMYBSABKAEiPQoMVG9rZW5Mb2dwcm9iEg0KBXRva2VuGAEgASgJEg8KB2xvZ3Byb2IYAiABKAISDQoFYnl0ZXMYAyABKAwicQoNVG9rZW5Mb2dwcm9icxIxCgdzYW1wbGVkGAEgASgLMiAuc21vbGxtLmludGVybmFsLnYxLlRva2VuTG9ncHJvYhItCgN0b3AYAiADKAsyIC5zbW9sbG0uaW50ZXJuYWwudjEuVG9rZW5Mb2dwcm9iIl4KCVRleHREZWx0YRIMCgR0ZXh0GAEgASgJEg4KBnRva2VucxgCIAEoDRIzCghsb2dwcm9icxgDIAMoCzIhLnNtb2xsbS5pbnRlcm5hbC52MS5Ub2tlbkxvZ3Byb2JzIlAKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SFQoNY2FjaGVkX3Rva2VucxgDIAEoDSKXAQoSR2VuZXJhdGlvbkZpbmlzaGVkEjAKBnJlYXNvbhgBIAEoDjIgLnNtb2xsbS5pbnRlcm5hbC52MS5GaW5pc2hSZWFzb24SKAoFdXNhZ2UYAiABKAsyGS5zbW9sbG0uaW50ZXJuYWwudjEuVXNhZ2USEgoKcHJlZmlsbF9tcxgDIAEoARIRCglkZWNvZGVfbXMYBCABKAEiEgoQR2V0U3RhdHVzUmVxdWVzdCKSAQoRR2V0U3RhdHVzUmVzcG9uc2USEQoJd29ya2VyX2lkGAEgASgJEg0KBW1vZGVsGAIgASgJEg0KBXNsb3RzGAMgASgNEhQKDGFjdGl2ZV9zbG90cxgEIAEoDRIOCgZxdWV1ZWQYBSABKA0SFAoMY29udGV4dF9zaXplGAYgASgNEhAKCGRyYWluaW5nGAcgASgIKnwKDEZpbmlzaFJlYXNvbhIdChlGSU5JU0hfUkVBU09OX1VOU1BFQ0lGSUVEEAASFgoSRklOSVNIX1JFQVNPTl9TVE9QEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIbChdGSU5JU0hfUkVBU09OX0NBTkNFTExFRBADMsIBCg1Xb3JrZXJTZXJ2aWNlElcKCEdlbmVyYXRlEiMuc21vbGxtLmludGVybmFsLnYxLkdlbmVyYXRlUmVxdWVzdBokLnNtb2xsbS5pbnRlcm5hbC52MS5HZW5lcmF0ZVJlc3BvbnNlMAESWAoJR2V0U3RhdHVzEiQuc21vbGxtLmludGVybmFsLnYxLkdldFN0YXR1c1JlcXVlc3QaJS5zbW9sbG0uaW50ZXJuYWwudjEuR2V0U3RhdHVzUmVzcG9uc2ViBnByb3RvMw", [file_smollm_internal_v1_kv_transfer]);
 
 /**
  * @generated from message smollm.internal.v1.SamplingParams
@@ -113,6 +115,27 @@ export type GenerateRequest = Message<"smollm.internal.v1.GenerateRequest"> & {
   grammar: string;
 
   /**
+   * Literal text around each value of json_schema: the output is json_prefix + value + json_suffix
+   * (e.g. "<tool_call>\n" and "\n</tool_call>" constrain a function call). Only with json_schema.
+   *
+   * @generated from field: string json_prefix = 30;
+   */
+  jsonPrefix: string;
+
+  /**
+   * @generated from field: string json_suffix = 31;
+   */
+  jsonSuffix: string;
+
+  /**
+   * How many framed values the output may hold, separated by "\n": 0 or 1 means exactly one,
+   * n > 1 means one to n (parallel function calls).
+   *
+   * @generated from field: uint32 json_max_values = 32;
+   */
+  jsonMaxValues: number;
+
+  /**
    * Return the sampled token's log-probability and this many alternatives per token.
    *
    * @generated from field: bool logprobs = 8;
@@ -130,6 +153,20 @@ export type GenerateRequest = Message<"smollm.internal.v1.GenerateRequest"> & {
    * @generated from field: bool ignore_eos = 10;
    */
   ignoreEos: boolean;
+
+  /**
+   * Long prompts: get the prompt's KV from blocks prefilled by other workers (and this one).
+   *
+   * @generated from field: smollm.internal.v1.ParallelPrefillPlan parallel_prefill = 20;
+   */
+  parallelPrefill?: ParallelPrefillPlan | undefined;
+
+  /**
+   * Fetch a cached prefix's KV from the worker that holds it instead of recomputing it.
+   *
+   * @generated from field: smollm.internal.v1.KvSource kv_source = 21;
+   */
+  kvSource?: KvSource | undefined;
 };
 
 /**
