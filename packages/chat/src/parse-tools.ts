@@ -49,7 +49,15 @@ export function parseTools(value: unknown, param = "tools"): ToolDefinition[] {
       tool.description = description;
     }
     const parameters = f["parameters"];
-    if (parameters !== undefined && parameters !== null) tool.parameters = object(parameters, `${path}.function.parameters`);
+    if (parameters !== undefined && parameters !== null) {
+      tool.parameters = object(parameters, `${path}.function.parameters`);
+      // The schema is rendered into the prompt by a recursive writer: a
+      // hostile one nested 100 000 deep (JSON.parse takes it) would overflow
+      // the stack there and answer 500 instead of 400.
+      if (nestedDeeperThan(tool.parameters, MAX_PARAMETERS_DEPTH)) {
+        throw invalidValue(`${path}.function.parameters`, `the schema nests deeper than ${MAX_PARAMETERS_DEPTH} levels of objects and arrays.`);
+      }
+    }
     const strict = f["strict"];
     if (strict !== undefined && strict !== null) {
       if (typeof strict !== "boolean") throw invalidType(`${path}.function.strict`, "a boolean", strict);
@@ -97,6 +105,25 @@ export function parseToolChoice(value: unknown, tools: readonly ToolDefinition[]
     throw invalidValue(param, "'tool_choice' is only allowed when 'tools' are specified.");
   }
   return choice;
+}
+
+/**
+ * Nesting (objects and arrays) allowed in a tool's `parameters`: far beyond
+ * any real schema (OpenAI allows 10 levels of schema nesting, 2 JSON levels
+ * each), far below what overflows a recursive walk.
+ */
+const MAX_PARAMETERS_DEPTH = 256;
+
+/** Whether objects and arrays nest deeper than `limit`, walked without recursion (the input is hostile). */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [v, depth] = next;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function object(value: unknown, path: string): Json {

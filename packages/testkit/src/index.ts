@@ -21,3 +21,11 @@ export {
   type LoadOptions,
   type LoadSummary,
 } from "./load-client.ts";
+export {
+  runSoak,
+  type MemoryTrend,
+  type SoakClusterOptions,
+  type SoakPhase,
+  type SoakPhaseResult,
+  type SoakReport,
+} from "./soak.ts";

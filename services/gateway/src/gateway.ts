@@ -218,7 +218,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   };
   let grpc: GrpcServer | undefined;
   if (config.grpcPort >= 0) {
-    grpc = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: publicGrpcCredentials(config) }, (s) => {
+    // Public messages get the HTTP body limit, not the internal 64 MiB default
+    // (sized for token arrays): a client must not make the gateway buffer
+    // and decode 64 MiB per call; larger ones get RESOURCE_EXHAUSTED.
+    const limits = { maxMessageBytes: config.maxBodyBytes };
+    grpc = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: publicGrpcCredentials(config), ...limits }, (s) => {
       addHealthService(s, [publicApi.ChatService.typeName], () => !draining);
       s.addService(
         serviceDefinition(publicApi.ChatService),

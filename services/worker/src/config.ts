@@ -59,6 +59,11 @@ export interface WorkerConfig {
   readonly kvChunkBytes: number;
   /** `--kv-stall-timeout-ms`: a worker sending nothing (not even progress) this long while prefilling or sending KV is given up. */
   readonly kvStallTimeoutMs: number;
+  /**
+   * `--kv-peer-server-name`: with mutual TLS, the name other workers' certificates carry when it is not
+   * their address (like the gateways' `--mtls-server-name`); default the dialled host.
+   */
+  readonly kvPeerServerName: string | undefined;
   /** `--prefill-step-tokens`: most tokens a prefill block submits per step (capped at the batch size); cancellation and progress are checked between steps. */
   readonly prefillStepTokens: number;
   /** `--heartbeat-ms`: registration refresh period; the registration expires after 3 periods. */
@@ -149,6 +154,7 @@ export function loadConfig(
     kvChunkBytes: s.int("kv-chunk-bytes", d.kvChunkBytes, { min: 4096, max: 16 << 20 }),
     kvStallTimeoutMs: s.int("kv-stall-timeout-ms", d.kvStallTimeoutMs, { min: 100 }),
     prefillStepTokens: s.int("prefill-step-tokens", d.prefillStepTokens, { min: 1, max: 1 << 20 }),
+    kvPeerServerName: s.optionalString("kv-peer-server-name"),
     heartbeatMs: s.int("heartbeat-ms", d.heartbeatMs, { min: 50, max: 60_000 }),
     drainTimeoutMs: s.int("drain-timeout-ms", d.drainTimeoutMs, { min: 0 }),
     logLevel: s.oneOf("log-level", LOG_LEVELS, d.logLevel),

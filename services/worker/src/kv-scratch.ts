@@ -1,0 +1,37 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+
+/**
+ * A worker's scratch directory for KV state files (llama.cpp saves and loads
+ * sequence state only through files). One directory per worker process,
+ * emptied at start and removed at close; every file is deleted by whoever
+ * made it as soon as it is read.
+ */
+export class KvScratch {
+  readonly dir: string;
+
+  constructor(root: string, workerId: string) {
+    this.dir = join(root, `${workerId.replace(/[^A-Za-z0-9._-]/g, "_")}-${process.pid}`);
+  }
+
+  async start(): Promise<this> {
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { recursive: true });
+    return this;
+  }
+
+  /** A fresh file name (nothing is created). */
+  file(tag: string): string {
+    return join(this.dir, `${tag}-${randomBytes(6).toString("hex")}.state`);
+  }
+
+  async close(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Removes a scratch file, ignoring one that is already gone. */
+export async function removeQuietly(path: string): Promise<void> {
+  await rm(path, { force: true }).catch(() => {});
+}
