@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
@@ -18,7 +18,18 @@ export class KvScratch {
   async start(): Promise<this> {
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { recursive: true });
+    await this.#removeStale();
     return this;
+  }
+
+  /** Directories of worker processes on this host that died without closing (SIGKILL, OOM): their files are garbage. */
+  async #removeStale(): Promise<void> {
+    const root = join(this.dir, "..");
+    for (const name of await readdir(root).catch(() => [] as string[])) {
+      const pid = Number(/-(\d+)$/.exec(name)?.[1]);
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+      await rm(join(root, name), { recursive: true, force: true }).catch(() => {});
+    }
   }
 
   /** A fresh file name (nothing is created). */
@@ -34,4 +45,14 @@ export class KvScratch {
 /** Removes a scratch file, ignoring one that is already gone. */
 export async function removeQuietly(path: string): Promise<void> {
   await rm(path, { force: true }).catch(() => {});
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error: unknown) {
+    // EPERM: it exists, owned by someone else.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
