@@ -96,18 +96,18 @@ if (withSoak) {
   }));
   soakRows.push({
     suite: "load (bench:soak)",
-    case: `memory of every process over the ${report.memoryWindow.phase} phase`,
+    case: "memory of every process at rest, after the warm-up vs after the whole run",
     sent: 0,
     succeeded: 0,
     failed: {},
     lost: 0,
     expected: "flat (live heap, RSS)",
-    notes: report.memory
-      .map(
-        (t) =>
-          `${t.label} RSS ${t.growthMiB >= 0 ? "+" : ""}${t.growthMiB.toFixed(0)} MiB` +
-          (Number.isFinite(t.heapLiveGrowthMiB) ? `, live heap ${t.heapLiveGrowthMiB >= 0 ? "+" : ""}${t.heapLiveGrowthMiB.toFixed(0)} MiB` : ""),
-      )
+    notes: report.idle
+      .map((m) => {
+        const heap = m.heapAtEndMiB - m.heapAfterWarmupMiB;
+        const rss = m.rssAtEndMiB - m.rssAfterWarmupMiB;
+        return `${m.label} ${Number.isFinite(heap) ? `heap ${heap >= 0 ? "+" : ""}${heap.toFixed(0)} MiB, ` : ""}RSS ${rss >= 0 ? "+" : ""}${rss.toFixed(0)} MiB`;
+      })
       .join("; "),
   });
 }
@@ -139,7 +139,9 @@ const table = [
 const verdict =
   testOutcome.code === 0 && soakProblems.length === 0
     ? `All checks passed: ${testOutcome.pass} tests${withSoak ? " and the soak" : ""}.`
-    : `FAILED: ${testOutcome.fail} of ${testOutcome.pass + testOutcome.fail} tests${testOutcome.failures.length ? ` (${testOutcome.failures.join("; ")})` : ""}${soakProblems.length ? `; soak: ${soakProblems.join("; ")}` : ""}.`;
+    : testOutcome.code !== 0 && testOutcome.pass + testOutcome.fail === 0
+      ? `FAILED: the test run ended abnormally (exit ${testOutcome.code}) after: ${testOutcome.failures.join("; ")}${soakProblems.length ? `; soak: ${soakProblems.join("; ")}` : ""}.`
+      : `FAILED: ${testOutcome.fail} of ${testOutcome.pass + testOutcome.fail} tests${testOutcome.failures.length ? ` (${testOutcome.failures.join("; ")})` : ""}${soakProblems.length ? `; soak: ${soakProblems.join("; ")}` : ""}.`;
 const markdown = [
   "# Reliability report",
   "",

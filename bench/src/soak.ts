@@ -87,21 +87,23 @@ export function soakProblems(report: SoakReport, maxQueue: number): string[] {
 }
 
 /**
- * Flat memory over the steady phase: the live heap (lowest heap used, after
- * a collection) of its second half within 8 MiB or 10 % of its first half,
- * and RSS (which follows V8's heap sizing, not only live data) within 64 MiB;
- * Redis, without a V8 heap, within 16 MiB + 10 % RSS.
+ * Flat memory: at rest after the run, compared with at rest after the
+ * warm-up (see IdleMemory), every Node process's live heap within 8 MiB or
+ * 10 % (a leak shows here) and its RSS within 64 MiB (RSS follows V8's and
+ * the allocator's sizing, not only live data); Redis within 16 MiB + 10 % RSS.
  */
 export function memoryProblems(report: SoakReport): string[] {
   const problems: string[] = [];
-  for (const m of report.memory) {
-    if (Number.isFinite(m.heapLiveGrowthMiB)) {
-      if (m.heapLiveGrowthMiB > Math.max(8, 0.1 * m.heapLiveEarlyMiB)) {
-        problems.push(`${m.label}: live heap grew ${m.heapLiveGrowthMiB.toFixed(1)} MiB (${m.heapLiveEarlyMiB.toFixed(0)} → ${m.heapLiveLateMiB.toFixed(0)})`);
+  for (const m of report.idle) {
+    const heapGrowth = m.heapAtEndMiB - m.heapAfterWarmupMiB;
+    const rssGrowth = m.rssAtEndMiB - m.rssAfterWarmupMiB;
+    if (Number.isFinite(heapGrowth)) {
+      if (heapGrowth > Math.max(8, 0.1 * m.heapAfterWarmupMiB)) {
+        problems.push(`${m.label}: live heap at rest grew ${heapGrowth.toFixed(1)} MiB (${m.heapAfterWarmupMiB.toFixed(0)} → ${m.heapAtEndMiB.toFixed(0)})`);
       }
-      if (m.growthMiB > 64) problems.push(`${m.label}: RSS grew ${m.growthMiB.toFixed(1)} MiB`);
-    } else if (m.growthMiB > 16 + 0.1 * m.earlyMiB) {
-      problems.push(`${m.label}: RSS grew ${m.growthMiB.toFixed(1)} MiB (${m.earlyMiB.toFixed(0)} → ${m.lateMiB.toFixed(0)})`);
+      if (rssGrowth > 64) problems.push(`${m.label}: RSS at rest grew ${rssGrowth.toFixed(1)} MiB`);
+    } else if (rssGrowth > 16 + 0.1 * m.rssAfterWarmupMiB) {
+      problems.push(`${m.label}: RSS at rest grew ${rssGrowth.toFixed(1)} MiB (${m.rssAfterWarmupMiB.toFixed(0)} → ${m.rssAtEndMiB.toFixed(0)})`);
     }
   }
   return problems;
@@ -126,7 +128,16 @@ export function soakMarkdown(report: SoakReport, settings: SoakSettings): string
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...report.phases.map(phaseRow),
     "",
-    `Memory over the ${report.memoryWindow.phase} phase (${(report.memoryWindow.fromMs / 1000).toFixed(0)}–${(report.memoryWindow.toMs / 1000).toFixed(0)} s; RSS: mean of the first and last quarter after the first 20 %; live heap: lowest V8 heap used in each half):`,
+    "Memory at rest, after the warm-up and after the whole run (live heap: V8 heap used right after a full collection, forced by a heap snapshot; RSS: mean over 3 idle seconds after it):",
+    "",
+    "| process | live heap after warm-up (MiB) | live heap at the end (MiB) | growth | RSS after warm-up (MiB) | RSS at the end (MiB) | growth |",
+    "|---|---|---|---|---|---|---|",
+    ...report.idle.map(
+      (m) =>
+        `| ${m.label} | ${num(m.heapAfterWarmupMiB)} | ${num(m.heapAtEndMiB)} | ${Number.isFinite(m.heapAtEndMiB - m.heapAfterWarmupMiB) ? signed(m.heapAtEndMiB - m.heapAfterWarmupMiB) : "-"} | ${num(m.rssAfterWarmupMiB)} | ${num(m.rssAtEndMiB)} | ${signed(m.rssAtEndMiB - m.rssAfterWarmupMiB)} |`,
+    ),
+    "",
+    `Memory under load, over the ${report.memoryWindow.phase} phase (${(report.memoryWindow.fromMs / 1000).toFixed(0)}–${(report.memoryWindow.toMs / 1000).toFixed(0)} s; RSS: mean of the first and last quarter after the first 20 %; live heap: lowest V8 heap used in each half):`,
     "",
     "| process | RSS early (MiB) | RSS late (MiB) | RSS growth | RSS peak | live heap early (MiB) | live heap late (MiB) | live heap growth |",
     "|---|---|---|---|---|---|---|---|",

@@ -75,9 +75,16 @@ export async function timeUntil(what: string, check: () => boolean | Promise<boo
   }
 }
 
+const extraGateways: ServiceProcess[] = [];
+
+/** Stops every gateway {@link startGateway} started (a file's `after`): a failed case must not leave one running. */
+export async function stopExtraGateways(): Promise<void> {
+  await Promise.all(extraGateways.splice(0).map((g) => g.stop(2_000)));
+}
+
 /** Another gateway process on the cluster's scheduler, with its own flags (deadlines under test). */
 export async function startGateway(cluster: LocalCluster, args: readonly string[], schedulerAddress?: string): Promise<ServiceProcess> {
-  return startService("gateway", {
+  const gateway = await startService("gateway", {
     label: "gateway-extra",
     args: [
       "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0",
@@ -85,6 +92,8 @@ export async function startGateway(cluster: LocalCluster, args: readonly string[
       "--log-level", "warn", ...args,
     ],
   });
+  extraGateways.push(gateway);
+  return gateway;
 }
 
 export const gatewayUrlOf = (gateway: ServiceProcess): string => `http://127.0.0.1:${String(gateway.ready["http_port"])}`;

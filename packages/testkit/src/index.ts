@@ -23,6 +23,7 @@ export {
 } from "./load-client.ts";
 export {
   runSoak,
+  type IdleMemory,
   type MemoryTrend,
   type SoakClusterOptions,
   type SoakPhase,

@@ -1,5 +1,9 @@
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startLocalCluster, type LocalCluster } from "./local-cluster.ts";
+import type { ServiceProcess } from "./service-process.ts";
 import { runLoad, type LoadSummary } from "./load-client.ts";
 import { RssSampler, type RssSample, type RssTrend } from "./proc-stats.ts";
 
@@ -68,8 +72,25 @@ export interface MemoryTrend extends RssTrend {
   heapLiveGrowthMiB: number;
 }
 
+/**
+ * Memory of a process at rest, after the first phase and after the last:
+ * its live heap (V8 heap used right after a full collection, forced by a heap
+ * snapshot: an idle heap otherwise keeps the garbage of the last burst for
+ * minutes) and its mean RSS over a few idle seconds. Compared, they say
+ * whether the run left anything behind.
+ */
+export interface IdleMemory {
+  label: string;
+  heapAfterWarmupMiB: number;
+  heapAtEndMiB: number;
+  rssAfterWarmupMiB: number;
+  rssAtEndMiB: number;
+}
+
 /** A soak's whole outcome. */
 export interface SoakReport {
+  /** Memory at rest after the first phase and after the last (see IdleMemory). */
+  idle: IdleMemory[];
   cluster: SoakClusterOptions;
   phases: SoakPhaseResult[];
   /** Memory over the longest no-error phase (`memoryWindow`). */
@@ -109,10 +130,17 @@ function sum(samples: Map<string, number>, name: string, labels: Record<string, 
 export async function runSoak(
   clusterOptions: SoakClusterOptions,
   phases: readonly SoakPhase[],
-  options: { log?: (line: string) => void; rssIntervalMs?: number; requestTimeoutMs?: number } = {},
+  options: { log?: (line: string) => void; rssIntervalMs?: number; requestTimeoutMs?: number; idleMs?: number } = {},
 ): Promise<SoakReport> {
   const log = options.log ?? (() => {});
   const started = Date.now();
+  // A heap snapshot begins with a full collection: SIGUSR2 (Node's
+  // --heapsnapshot-signal) is how the soak reads each process's live heap
+  // without changing the services. The snapshots go to a scratch folder and
+  // are deleted at once.
+  const snapshotDir = mkdtempSync(join(tmpdir(), "smollm-soak-heap-"));
+  const nodeOptions = process.env["NODE_OPTIONS"];
+  process.env["NODE_OPTIONS"] = `${nodeOptions ?? ""} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshotDir}`.trim();
   const cluster: LocalCluster = await startLocalCluster({
     workers: clusterOptions.workers,
     privateRedis: true,
@@ -123,6 +151,8 @@ export async function runSoak(
       ...(clusterOptions.queueTimeoutMs === undefined ? [] : ["--queue-timeout-ms", String(clusterOptions.queueTimeoutMs)]),
     ],
   });
+  if (nodeOptions === undefined) delete process.env["NODE_OPTIONS"];
+  else process.env["NODE_OPTIONS"] = nodeOptions;
   const opsUrls = cluster.workers.map((w) => `http://127.0.0.1:${String(w.ready["ops_port"])}/metrics`);
   const gatewayMetrics = `${cluster.gatewayUrl}/metrics`;
   // Every Node process's own metrics: V8 heap used, for the live-heap trend.
@@ -150,7 +180,51 @@ export async function runSoak(
     }
     return { completed, busy };
   };
+  /** Lowest heap used and mean RSS per process over `ms` of idleness. */
+  const processes = new Map<string, ServiceProcess>([
+    ["gateway", cluster.gateway],
+    ["scheduler", cluster.scheduler],
+    ...cluster.workers.map((w): [string, ServiceProcess] => [w.label, w]),
+  ]);
+  /** Live heap of one process: a heap snapshot (a full collection first), then its heap-used gauge. */
+  const liveHeapMiB = async (label: string, url: string): Promise<number> => {
+    const p = processes.get(label);
+    if (p === undefined) return NaN;
+    const mine = (): string[] => readdirSync(snapshotDir).filter((f) => f.includes(`.${p.pid}.`));
+    const before = mine().length;
+    p.signal("SIGUSR2");
+    // Written when its size stops changing (or given up after 60 s).
+    let lastSize = -1;
+    for (let i = 0; i < 300; i++) {
+      await sleep(200);
+      const files = mine();
+      if (files.length <= before) continue;
+      const size = statSync(join(snapshotDir, files[files.length - 1] as string)).size;
+      if (size > 0 && size === lastSize) break;
+      lastSize = size;
+    }
+    for (const f of mine()) rmSync(join(snapshotDir, f), { force: true });
+    const service = label.startsWith("worker") ? "worker" : label;
+    return sum(await scrape(url), `smollm_${service}_nodejs_heap_size_used_bytes`) / MiB;
+  };
+  /** The live heap of every Node process, then their mean RSS over `ms` of idleness (after those collections). */
+  const atRest = async (ms: number): Promise<Map<string, { heap: number; rss: number }>> => {
+    const heaps = new Map<string, number>();
+    for (const [label, url] of heapSources) heaps.set(label, await liveHeapMiB(label, url));
+    const from = sampler.elapsedMs;
+    await sleep(ms);
+    sampler.sample();
+    const out = new Map<string, { heap: number; rss: number }>();
+    const samples = sampler.samples.filter((x) => x.atMs >= from);
+    for (const label of Object.keys(pids)) {
+      const rss = samples.map((x) => x.rss[label]).filter((v): v is number => v !== undefined);
+      out.set(label, { heap: heaps.get(label) ?? NaN, rss: rss.length === 0 ? NaN : rss.reduce((a, b) => a + b, 0) / rss.length / MiB });
+    }
+    return out;
+  };
   const results: SoakPhaseResult[] = [];
+  let restAfterWarmup: Map<string, { heap: number; rss: number }> | undefined;
+  let restAtEnd: Map<string, { heap: number; rss: number }> | undefined;
   try {
     for (const phase of phases) {
       const before = await workerTotals();
@@ -254,10 +328,16 @@ export async function runSoak(
           `${summary.requestsPerS.toFixed(1)} req/s, p50 ${summary.latencyMs.p50.toFixed(0)} ms, p99 ${summary.latencyMs.p99.toFixed(0)} ms, ` +
           `max queued/worker ${maxQueued}, busy after ${after.busy}`,
       );
+      if (results.length === 1 || results.length === phases.length) {
+        const rest = await atRest(options.idleMs ?? 3_000);
+        if (results.length === 1) restAfterWarmup = rest;
+        if (results.length === phases.length) restAtEnd = rest;
+      }
     }
   } finally {
     sampler.stop();
     await cluster.stop();
+    rmSync(snapshotDir, { recursive: true, force: true });
   }
   // The longest phase that must not fail is the steady state memory is judged on.
   const steady = windows
@@ -274,9 +354,17 @@ export async function runSoak(
     const late = liveHeap(t.label, middle, window.toMs);
     return { ...t, heapLiveEarlyMiB: early, heapLiveLateMiB: late, heapLiveGrowthMiB: late - early };
   });
+  const idle: IdleMemory[] = Object.keys(pids).map((label) => ({
+    label,
+    heapAfterWarmupMiB: restAfterWarmup?.get(label)?.heap ?? NaN,
+    heapAtEndMiB: restAtEnd?.get(label)?.heap ?? NaN,
+    rssAfterWarmupMiB: restAfterWarmup?.get(label)?.rss ?? NaN,
+    rssAtEndMiB: restAtEnd?.get(label)?.rss ?? NaN,
+  }));
   return {
     cluster: clusterOptions,
     phases: results,
+    idle,
     memory,
     memoryWindow: { phase: window.phase.name, fromMs: window.fromMs, toMs: window.toMs },
     rssSamples: sampler.samples,

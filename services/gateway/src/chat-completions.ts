@@ -253,8 +253,28 @@ class ChatCompletionExchange implements GenerationSink {
       "x-request-id": this.#requestId,
     };
     if (failure.retryAfterS !== undefined) headers["retry-after"] = String(failure.retryAfterS);
-    // A body we refused to read must not be read as the next request.
-    if (failure.status === 413) headers["connection"] = "close";
+    if (failure.status === 413) {
+      // A body we refused to read must not be read as the next request: the
+      // connection closes. But not at once ("lingering close"): closing a
+      // socket with unread data resets it, and a client still sending would
+      // get EPIPE / ECONNRESET instead of this answer (measured: 9 times in 30
+      // for a 5 MiB body on loopback). The answer goes out now, complete (it
+      // has a content-length); what the client still sends is read and
+      // dropped, for at most 2 s; then the connection closes.
+      headers["connection"] = "close";
+      res.writeHead(failure.status, headers).write(body);
+      const req = this.#req;
+      const close = (): void => {
+        clearTimeout(timer);
+        if (!res.writableEnded) res.end();
+      };
+      const timer = setTimeout(close, 2_000);
+      req.once("end", close);
+      req.once("close", close);
+      if (req.complete || req.destroyed) close();
+      else req.resume();
+      return;
+    }
     res.writeHead(failure.status, headers).end(body);
   }
 

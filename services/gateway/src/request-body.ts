@@ -22,17 +22,34 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
   if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  try {
-    for await (const chunk of req) {
-      const buffer = chunk as Buffer;
-      size += buffer.length;
-      if (size > limit) throw tooLarge(limit);
-      chunks.push(buffer);
-    }
-  } catch (error: unknown) {
-    if (error instanceof ApiError) throw error;
-    throw new CancelledError("client went away while sending the request", { cause: error });
-  }
+  // Events rather than `for await`: leaving that loop early destroys the
+  // request, and with it the socket, before the 413 can be sent. Over the
+  // limit, collecting stops and the stream is left flowing (the rest is
+  // dropped) for the caller's lingering close.
+  await new Promise<void>((resolve, reject) => {
+    const done = (error?: unknown): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) done(tooLarge(limit));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => done();
+    const onError = (error: unknown): void => done(new CancelledError("client went away while sending the request", { cause: error }));
+    const onClose = (): void => {
+      if (!req.complete) done(new CancelledError("client went away while sending the request"));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
   const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
   let text: string;
   try {
