@@ -236,17 +236,30 @@ describe("fault suite: workers and gateways", () => {
     const streams = 6;
     let started = 0;
     const allStarted = signal<void>();
+    const t0 = Date.now();
+    const startedAt: string[] = [];
+    const settled = new Set<number>();
     const pending = Array.from({ length: streams }, (_, i) =>
       chatCompletion(gwUrl, chatBody(`${nonce} gateway dies ${i}`, { maxTokens: 1500 }), {
         requestId: `gw-kill-${i}`,
         timeoutMs: 30_000,
         onDelta: (_t, r) => {
-          if (r.deltas === 2 && ++started === streams) allStarted.resolve();
+          if (r.deltas === 2) {
+            startedAt.push(`${i}@${r.workerId ?? "?"}+${Date.now() - t0}ms`);
+            if (++started === streams) allStarted.resolve();
+          }
         },
-      }),
+      }).finally(() => settled.add(i)),
     );
     await allStarted.promise;
-    assert.ok((await workerSum(cluster.workers, "smollm_worker_active_slots")) >= streams);
+    // A stream that started late (a routing retry, a loaded machine) can find
+    // the first ones already finished: those must have ended cleanly, and the
+    // case needs at least one open stream to mean anything.
+    const active = await workerSum(cluster.workers, "smollm_worker_active_slots");
+    const retries = await gatewayMetric(gateway, "smollm_gateway_retries_total");
+    const why = (): string =>
+      `${active} slots active, ${retries} retries; streams started: ${startedAt.join(", ")}; gateway: ${gateway.logs.slice(-6).map((l) => JSON.stringify(l)).join(" ")}`;
+    const openAtKill = new Set(Array.from({ length: streams }, (_, i) => i).filter((i) => !settled.has(i)));
     const killedAt = Date.now();
     gateway.signal("SIGKILL");
     const results = await Promise.all(pending);
@@ -260,13 +273,18 @@ describe("fault suite: workers and gateways", () => {
       ...t,
       recoveryMs: freedMs,
       expected: "closed connection (incomplete chunked body), slots freed",
-      notes: `clients saw the close within ${seenMs} ms; workers freed every slot ${freedMs} ms after the kill; the other gateway served on`,
+      notes: `${openAtKill.size} of ${streams} streams open at the kill; clients saw the close within ${seenMs} ms; workers freed every slot ${freedMs} ms after the kill; the other gateway served on`,
     });
-    for (const r of results) {
-      assert.equal(r.outcome, "closed", `${r.requestId}: ${r.outcome} ${r.errorCode}`);
-      assert.notEqual(r.errorCode, "TRUNCATED", "a cut stream must not look complete");
-      assert.ok(r.text.length > 0);
-    }
+    assert.ok(openAtKill.size >= 1, `no stream was open at the kill: ${why()}`);
+    results.forEach((r, i) => {
+      if (openAtKill.has(i)) {
+        assert.equal(r.outcome, "closed", `${r.requestId}: ${r.outcome} ${r.errorCode}; ${why()}`);
+        assert.notEqual(r.errorCode, "TRUNCATED", "a cut stream must not look complete");
+        assert.ok(r.text.length > 0);
+      } else {
+        assert.equal(r.outcome, "ok", `${r.requestId} ended before the kill: ${r.outcome} ${r.errorCode}`);
+      }
+    });
     assert.ok(freedMs < 5_000, `slots freed after ${freedMs} ms`);
     assert.equal(ok.outcome, "ok");
   });
