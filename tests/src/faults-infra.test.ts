@@ -195,6 +195,44 @@ describe("fault suite: scheduler and Redis", () => {
     assert.deepEqual(failures(results), []);
     assert.ok(cached > 0, "prefix routing did not come back");
   });
+
+  test("Redis hung (SIGSTOP) under traffic, longer than a registration's TTL: serving goes on, everything recovers after SIGCONT", async () => {
+    // A hung Redis accepts connections and answers nothing: every command
+    // waits for the clients' 2 s command timeout. When it resumes, the
+    // registrations it holds have expired by its own clock: the registry must
+    // come back from the workers' next heartbeats, not stay empty.
+    const redis = cluster.redis;
+    assert.ok(redis);
+    const traffic = startTraffic(url, { prefix: `${nonce}-rhang`, concurrency: 6, max: 1_500 });
+    await sleep(500);
+    redis.pause();
+    await sleep(4_000);
+    redis.resume();
+    const resumedAt = Date.now();
+    const recoveryMs = await timeUntil(
+      "workers registered and the index healthy again",
+      async () =>
+        (await schedulerMetric("smollm_scheduler_kv_index_healthy")) === 1 &&
+        (await schedulerMetric("smollm_scheduler_registry_stale")) === 0 &&
+        (await readyWorkers(cluster)) === 2,
+      20_000,
+    );
+    await sleep(1_000);
+    const results = await traffic.stop();
+    const cached = await secondTurnCached(`${nonce} the Loire`);
+    const t = tally(results);
+    recordCase({
+      suite: INFRA,
+      case: "Redis hung (SIGSTOP) 4 s under traffic, then SIGCONT",
+      ...t,
+      recoveryMs,
+      expected: "200 throughout (commands time out after 2 s); registry and index healthy after",
+      notes: `registry and index healthy ${recoveryMs} ms after SIGCONT (${Date.now() - resumedAt} ms incl. the tail of traffic); slowest request ${Math.round(slowest(results))} ms; a second turn then had ${cached} cached prompt tokens`,
+    });
+    assert.deepEqual(failures(results), []);
+    assert.ok(results.length > 20, `${results.length} requests`);
+    assert.ok(cached > 0, "prefix routing did not come back");
+  });
 });
 
 describe("fault suite: network faults between services", () => {

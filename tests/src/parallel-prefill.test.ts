@@ -29,6 +29,8 @@ before(async () => {
       "--parallel-prefill-min-block-tokens", "1024", "--prefix-fetch-min-tokens", "512",
       // Load decides routing, so a prefix cached on one worker can be wanted on another.
       "--weight-prefix", "0",
+      // Its "routed" lines name each request's decoder.
+      "--log-level", "info",
     ],
   });
 });
@@ -233,16 +235,25 @@ describe("block-parallel prefill across workers", () => {
 
   // Last: it kills a worker.
   test("a decoder that dies mid-prefill: the helpers stop, and the request is routed again and completes", async () => {
-    const cancelledBefore = sum(await workerMetric("smollm_worker_prefill_blocks_served_total", { outcome: "cancelled" }));
-    const pending = chat({ messages: [{ role: "user", content: text(3000, 6) }], max_tokens: 8 });
-    // The decoder holds a slot without prefilling a block for anyone; helpers prefill.
+    const cancelledBeforeBy = await workerMetric("smollm_worker_prefill_blocks_served_total", { outcome: "cancelled" });
+    const requestId = `dying-decoder-${Date.now()}`;
+    const pending = fetch(`${cluster.gatewayUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": requestId },
+      body: JSON.stringify({ model: "SmolLM3-3B", temperature: 0, messages: [{ role: "user", content: text(4500, 6) }], max_tokens: 8 }),
+    });
+    // The decoder is the worker the scheduler routed the request to (its log
+    // says so); inferring it from slot and block gauges races: a helper
+    // counts its block a moment before it takes a slot.
     let decoder = -1;
     await until(
       "a helper prefilling for the decoder",
       async () => {
-        const [blocks, slots] = await Promise.all([workerMetric("smollm_worker_prefill_blocks_active"), workerMetric("smollm_worker_active_slots")]);
-        decoder = slots.findIndex((x, i) => x > 0 && blocks[i] === 0);
-        return decoder >= 0 && blocks.some((x) => x > 0);
+        const routed = cluster.scheduler.logs.find((l) => l["msg"] === "routed" && l["request_id"] === requestId);
+        if (routed === undefined) return false;
+        decoder = workerIndex(String(routed["worker_id"]));
+        const blocks = await workerMetric("smollm_worker_prefill_blocks_active");
+        return decoder >= 0 && blocks.some((x, i) => i !== decoder && x > 0);
       },
       60_000,
     );
@@ -254,7 +265,15 @@ describe("block-parallel prefill across workers", () => {
     assert.equal(body.usage.completion_tokens, 8);
     const alive = (xs: number[]): number => sum(xs.map((x, i) => (i === decoder ? 0 : x)));
     await until("the helpers are idle", async () => alive(await workerMetric("smollm_worker_prefill_blocks_active", {}, decoder)) === 0, 20_000);
+    // Counted on the helpers only: the decoder's own earlier cancellations died with it.
+    const cancelledBefore = alive(cancelledBeforeBy);
     const cancelled = alive(await workerMetric("smollm_worker_prefill_blocks_served_total", { outcome: "cancelled" }, decoder));
-    assert.ok(cancelled >= cancelledBefore + 1, "the dead decoder's blocks were cancelled on the helpers");
+    const served = await Promise.all(
+      ["ok", "cancelled", "error"].map(async (outcome) => `${outcome} ${(await workerMetric("smollm_worker_prefill_blocks_served_total", { outcome }, decoder)).join("/")}`),
+    );
+    assert.ok(
+      cancelled >= cancelledBefore + 1,
+      `the dead decoder's blocks were cancelled on the helpers (decoder worker-${decoder}; blocks served by outcome: ${served.join(", ")}; cancelled before ${cancelledBefore})`,
+    );
   });
 });

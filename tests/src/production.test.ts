@@ -238,6 +238,10 @@ describe("observability and lifecycle (2 workers, rolling restarts under load)",
         await sleep(1_000);
         const victim = cluster.workers[round] as ServiceProcess;
         const id = String(victim.ready["worker_id"] ?? victim.label);
+        // SIGTERM while it holds streams (what a drain must finish): on a
+        // loaded machine a just-restarted peer can briefly take all the load.
+        const victimOps = `http://127.0.0.1:${String(victim.ready["ops_port"])}/metrics`;
+        await until(`${id} serving a stream`, async () => metric(await scrape(victimOps), "smollm_worker_active_slots") > 0, 15_000);
         const sigtermAt = Date.now();
         victim.signal("SIGTERM");
         const replacement = cluster.addWorker();
