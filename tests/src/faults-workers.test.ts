@@ -230,6 +230,51 @@ describe("fault suite: workers and gateways", () => {
     }
   });
 
+  test("a worker hung mid-stream: with --worker-stall-timeout-ms the stream fails as unavailable long before the deadline, partial text kept; the worker frees the slot after SIGCONT", async () => {
+    const gateway = await startGateway(cluster, ["--worker-stall-timeout-ms", "1500"]);
+    try {
+      const ready = signal<string>();
+      const cancelledBefore = await workerSum(cluster.workers, "smollm_worker_requests_total", { finish_reason: "cancelled" });
+      const stream = chatCompletion(gatewayUrlOf(gateway), chatBody(`${nonce} stall mid-stream`, { maxTokens: 1800 }), {
+        requestId: "stall-mid-stream",
+        timeoutMs: 30_000,
+        onDelta: (_text, r) => {
+          if (r.deltas === 3) {
+            // Stopped from inside the delta handler: the stream is certainly mid-way.
+            workerNamed(r.workerId).signal("SIGSTOP");
+            ready.resolve(r.workerId ?? "");
+          }
+        },
+      });
+      const victim = workerNamed(await ready.promise);
+      const stoppedAt = Date.now();
+      const result = await stream;
+      const toldMs = Date.now() - stoppedAt;
+      await sleep(Math.max(0, 2_200 - toldMs)); // hung a little longer, inside the 3 s registration TTL
+      victim.signal("SIGCONT");
+      const freedMs = await timeUntil("the resumed worker to free the slot", async () => (await busySlots(cluster.workers)) === 0, 10_000);
+      const cancelled = (await workerSum(cluster.workers, "smollm_worker_requests_total", { finish_reason: "cancelled" })) - cancelledBefore;
+      const stalls = await gatewayMetric(gateway, "smollm_gateway_worker_stalls_total");
+      const t = tally([result]);
+      recordCase({
+        suite: SUITE,
+        case: "worker hung mid-stream, gateway with --worker-stall-timeout-ms 1500",
+        ...t,
+        recoveryMs: freedMs,
+        expected: "SSE error unavailable after ~1.5 s (not the 10 min deadline), partial text kept; slot freed after SIGCONT",
+        notes: `client told ${toldMs} ms after SIGSTOP with ${result.deltas} deltas kept; the worker freed the slot ${freedMs} ms after SIGCONT (${cancelled} generation cancelled)`,
+      });
+      assert.equal(result.outcome, "stream_error", `${result.outcome} ${result.errorCode} ${result.errorMessage}`);
+      assert.equal(result.errorCode, "unavailable");
+      assert.ok(result.deltas >= 3 && result.text.length > 0, "partial text kept");
+      assert.ok(toldMs >= 1_300 && toldMs < 5_000, `client told after ${toldMs} ms, the stall timeout is 1500`);
+      assert.equal(stalls, 1);
+      assert.ok(cancelled >= 1, "the worker did not cancel the abandoned generation");
+    } finally {
+      await gateway.stop();
+    }
+  });
+
   test("a gateway SIGKILLed with streams open: clients see a closed connection, workers free the slots", async () => {
     const gateway = await startGateway(cluster, []);
     const gwUrl = gatewayUrlOf(gateway);

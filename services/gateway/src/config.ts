@@ -38,6 +38,14 @@ export interface GatewayConfig {
    * heartbeat expires [worker-ack-timeout-ms]; default 5 000, 0 disables.
    */
   readonly workerAckTimeoutMs: number;
+  /**
+   * Once a worker has streamed text, the longest it may stay silent before
+   * the stream fails as `unavailable` (partial text kept) and the call is
+   * cancelled: a worker hung mid-stream is noticed long before the request
+   * deadline. Waiting for a slow client does not count [worker-stall-timeout-ms];
+   * default 30 000, 0 disables.
+   */
+  readonly workerStallTimeoutMs: number;
   /** Deadline of one routing call to the scheduler, plus 5 ms per KiB of prompt (tokenizing) [route-timeout-ms]; default 5 000. */
   readonly routeTimeoutMs: number;
   /**
@@ -120,6 +128,7 @@ export function loadConfig(
     requestTimeoutMs: s.int("request-timeout-ms", 600_000, { min: 1 }),
     maxRetries: s.int("max-retries", 2, { min: 0, max: 16 }),
     workerAckTimeoutMs: s.int("worker-ack-timeout-ms", 5_000, { min: 0 }),
+    workerStallTimeoutMs: s.int("worker-stall-timeout-ms", 30_000, { min: 0 }),
     routeTimeoutMs: s.int("route-timeout-ms", 5_000, { min: 1 }),
     routeRetryMs: s.int("route-retry-ms", 10_000, { min: 0 }),
     writeStallTimeoutMs: s.int("write-stall-timeout-ms", 30_000, { min: 1 }),

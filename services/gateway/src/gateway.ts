@@ -66,6 +66,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     defaultMaxTokens: config.defaultMaxTokens,
     maxRetries: config.maxRetries,
     workerAckTimeoutMs: config.workerAckTimeoutMs,
+    workerStallTimeoutMs: config.workerStallTimeoutMs,
     routeTimeoutMs: config.routeTimeoutMs,
     routeRetryMs: config.routeRetryMs,
   });

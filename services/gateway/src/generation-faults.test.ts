@@ -88,7 +88,7 @@ after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-function generator(schedulerPort: number, options: { ack?: number; routeRetryMs?: number } = {}) {
+function generator(schedulerPort: number, options: { ack?: number; routeRetryMs?: number; stall?: number } = {}) {
   const metrics = createGatewayMetrics();
   const scheduler = createClient(SchedulerService, `127.0.0.1:${schedulerPort}`);
   const workers = new WorkerPool();
@@ -101,15 +101,46 @@ function generator(schedulerPort: number, options: { ack?: number; routeRetryMs?
     defaultMaxTokens: 16,
     maxRetries: 2,
     workerAckTimeoutMs: options.ack ?? 300,
+    workerStallTimeoutMs: options.stall ?? 0,
     routeTimeoutMs: 300,
     routeRetryMs: options.routeRetryMs ?? 3_000,
   });
-  const run = async (): Promise<string> => {
+  const run = async (onDelta: (text: string) => Promise<void> | undefined = () => undefined): Promise<string> => {
     let text = "";
-    await g.run(params, { onStarted: () => {}, onDelta: (t) => void (text += t) }, { signal: new AbortController().signal, deadline: Date.now() + 10_000 });
+    await g.run(
+      params,
+      {
+        onStarted: () => {},
+        onDelta: (t) => {
+          text += t;
+          return onDelta(t);
+        },
+      },
+      { signal: new AbortController().signal, deadline: Date.now() + 10_000 },
+    );
     return text;
   };
   return { run, metrics };
+}
+
+/** A worker that streams `deltas` texts, then goes silent (hangs) or pauses `pauseMs` before finishing. */
+async function stallingWorker(deltas: number, pauseMs: number | "forever", cancelled: { at?: number }): Promise<GrpcServer> {
+  return startGrpcServer({ host: "127.0.0.1", port: 0 }, (s) => {
+    s.addService(
+      serviceDefinition(WorkerService),
+      serviceImplementation(WorkerService, {
+        generate: async function* (_request, context) {
+          context.signal.addEventListener("abort", () => (cancelled.at = Date.now()), { once: true });
+          context.sendHeaders({});
+          for (let i = 0; i < deltas; i++) yield { event: { case: "delta", value: { text: `t${i} `, tokens: 1 } } };
+          if (pauseMs === "forever") await new Promise<void>((resolve) => context.signal.addEventListener("abort", () => resolve(), { once: true }));
+          else await sleep(pauseMs);
+          yield { event: { case: "finished", value: { reason: FinishReason.STOP, usage: { promptTokens: 1, completionTokens: deltas } } } };
+        },
+        getStatus: async () => ({}),
+      }),
+    );
+  });
 }
 
 test("a worker that never answers is given up after the ack timeout; the request is served by another", async () => {
@@ -202,4 +233,37 @@ test("every worker full: the client hears resource_exhausted (429), not that no 
   });
   cleanup.push(() => a.close(100), () => b.close(100), () => scheduler.close(100));
   await assert.rejects(generator(port).run(), (e: unknown) => (e as { code?: string }).code === "resource_exhausted");
+});
+
+test("a worker that goes silent mid-stream fails the stream as UNAVAILABLE after the stall timeout, keeping the text, and the call is cancelled", async () => {
+  const cancelled: { at?: number } = {};
+  const hung = await stallingWorker(3, "forever", cancelled);
+  const port = await freePort();
+  const scheduler = await fakeScheduler(port, () => ({ id: "hung", port: hung.port }));
+  cleanup.push(() => hung.close(100), () => scheduler.close(100));
+  const { run, metrics } = generator(port, { stall: 400 });
+  let text = "";
+  const started = Date.now();
+  await assert.rejects(
+    run((t) => void (text += t)),
+    (e: unknown) => (e as { code?: string }).code === "unavailable" && /nothing for 400 ms/.test(String((e as Error).message)),
+  );
+  const ms = Date.now() - started;
+  assert.equal(text, "t0 t1 t2 ", "the text streamed before the stall reached the sink");
+  assert.ok(ms >= 380 && ms < 3_000, `failed after ${ms} ms`);
+  await sleep(100);
+  assert.ok(cancelled.at !== undefined, "the worker's call was cancelled (its slot freed)");
+  assert.match(await metrics.registry.metrics(), /smollm_gateway_worker_stalls_total\{service="gateway"\} 1/);
+});
+
+test("the stall timeout counts only the worker's silence: a slow client or a pause shorter than the timeout is fine", async () => {
+  const cancelled: { at?: number } = {};
+  const worker = await stallingWorker(3, 200, cancelled);
+  const port = await freePort();
+  const scheduler = await fakeScheduler(port, () => ({ id: "w", port: worker.port }));
+  cleanup.push(() => worker.close(100), () => scheduler.close(100));
+  const { run } = generator(port, { stall: 400 });
+  // Each delta waits 500 ms for the "client": longer than the stall timeout, not the worker's fault.
+  assert.equal(await run(() => sleep(500)), "t0 t1 t2 ");
+  assert.equal(cancelled.at, undefined);
 });

@@ -104,6 +104,16 @@ export interface GeneratorOptions {
    * registry until its heartbeat expires. 0 disables; default 5 000.
    */
   workerAckTimeoutMs?: number;
+  /**
+   * Once a worker has streamed text, the longest it may then stay silent
+   * (no message at all) before the attempt fails as UNAVAILABLE: the client
+   * gets an error with the text it already has, and the call is cancelled so
+   * the worker frees the slot if it comes back. Catches a worker that hangs
+   * mid-stream (stopped, deadlocked, a black-holed link) long before the
+   * request deadline. Time spent waiting for a slow client does not count.
+   * 0 disables; default 30 000.
+   */
+  workerStallTimeoutMs?: number;
   /** Deadline of one Route call (a hung scheduler), plus 5 ms per KiB of prompt; default 5 000. */
   routeTimeoutMs?: number;
   /**
@@ -135,6 +145,7 @@ export class Generator {
     const excludeWorkers: string[] = [];
     const progress = { delivered: false };
     const ackTimeoutMs = this.#o.workerAckTimeoutMs ?? 5_000;
+    const stallTimeoutMs = this.#o.workerStallTimeoutMs ?? 30_000;
     let lastWorkerError: ClusterError | undefined;
     for (let attempt = 0; ; attempt++) {
       let route: Awaited<ReturnType<SchedulerClient["route"]>>;
@@ -197,7 +208,18 @@ export class Generator {
           },
           { signal: attemptAbort.signal, deadline: call.deadline, metadata, onHeaders: () => clearTimeout(ackTimer) },
         );
-        const result = await consume(stream, sink, progress, route.workerId, route.promptTokens.length);
+        const watch = new StallWatch(stallTimeoutMs, () => {
+          this.#o.metrics.workerStalls.inc();
+          attemptAbort.abort(
+            new UnavailableError(`worker ${route.workerId} stopped streaming: nothing for ${stallTimeoutMs} ms`, { retryAfterMs: 1_000 }),
+          );
+        });
+        let result: Omit<GenerationResult, "retries">;
+        try {
+          result = await consume(stream, sink, progress, route.workerId, route.promptTokens.length, watch);
+        } finally {
+          watch.disarm();
+        }
         return { ...result, retries: attempt };
       } catch (thrown: unknown) {
         // The ack timer's abort surfaces as a cancelled call: report why it was cancelled.
@@ -287,12 +309,40 @@ type WorkerStream = AsyncIterable<{
 }>;
 
 // The hot loop: one iteration per worker message, no allocation of its own.
+/**
+ * The mid-stream silence timer of one attempt: armed while the gateway waits
+ * for the worker's next message (after the first text), disarmed while it
+ * handles one, including the wait for a slow client.
+ */
+class StallWatch {
+  readonly #ms: number;
+  readonly #onStall: () => void;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(ms: number, onStall: () => void) {
+    this.#ms = ms;
+    this.#onStall = onStall;
+  }
+
+  arm(): void {
+    if (this.#ms <= 0) return;
+    this.disarm();
+    this.#timer = setTimeout(this.#onStall, this.#ms);
+  }
+
+  disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
 async function consume(
   stream: WorkerStream,
   sink: GenerationSink,
   progress: { delivered: boolean },
   routedWorkerId: string,
   routedPromptTokens: number,
+  watch: StallWatch,
 ): Promise<Omit<GenerationResult, "retries">> {
   let workerId = routedWorkerId;
   let cachedTokens = 0;
@@ -303,6 +353,7 @@ async function consume(
   let pendingLogprobs: TokenLogprobs[] = [];
   let finished: GenerationFinished | undefined;
   for await (const message of stream) {
+    watch.disarm();
     const event = message.event;
     switch (event.case) {
       case "delta": {
@@ -338,6 +389,9 @@ async function consume(
       default:
         break;
     }
+    // Before the first text the worker may be queued or prefilling a long
+    // prompt for minutes; the ack timeout and the request deadline cover that.
+    if (progress.delivered) watch.arm();
   }
   if (finished === undefined) {
     throw new ClusterError("internal", "internal error", {

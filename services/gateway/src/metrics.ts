@@ -19,6 +19,8 @@ export interface GatewayMetrics {
   readonly cachedPromptTokens: Counter;
   /** Requests moved to another worker before their first token, by the error `code` that caused it. */
   readonly retries: Counter<"code">;
+  /** Streams failed because their worker went silent mid-stream (`--worker-stall-timeout-ms`). */
+  readonly workerStalls: Counter;
   /** Failed requests by cluster error `code` (client cancellations included as `cancelled`). */
   /** Public gRPC calls by method and status code. */
   readonly grpcRequests: Counter<"method" | "code">;
@@ -95,6 +97,11 @@ export function createGatewayMetrics(): GatewayMetrics {
       name: "smollm_gateway_retries_total",
       help: "Requests moved to another worker before their first token.",
       labelNames: ["code"] as const,
+      registers,
+    }),
+    workerStalls: new Counter({
+      name: "smollm_gateway_worker_stalls_total",
+      help: "Streams failed because their worker sent nothing for --worker-stall-timeout-ms after it had streamed text.",
       registers,
     }),
     grpcRequests: new Counter({
