@@ -28,9 +28,10 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SERVICE_ENTRY, startService, startTestRedis, type ServiceProcess, type TestRedis } from "@smollm/testkit";
+import { makePki, type Pki } from "./pki.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CHART = join(ROOT, "deploy/helm/smollm-cluster");
@@ -61,7 +62,7 @@ interface Port {
   containerPort: number;
 }
 interface Probe {
-  httpGet?: { path: string; port: string | number };
+  httpGet?: { path: string; port: string | number; scheme?: string };
   periodSeconds?: number;
   failureThreshold?: number;
 }
@@ -84,7 +85,7 @@ interface PodSpec {
   terminationGracePeriodSeconds?: number;
   securityContext?: { runAsUser?: number; runAsNonRoot?: boolean };
   tolerations?: { key?: string }[];
-  volumes?: { name: string; persistentVolumeClaim?: { claimName: string; readOnly?: boolean } }[];
+  volumes?: { name: string; persistentVolumeClaim?: { claimName: string; readOnly?: boolean }; secret?: { secretName: string } }[];
 }
 interface K8sObject {
   apiVersion: string;
@@ -520,6 +521,42 @@ function asFlags(vars: Record<string, string>, exempt: ReadonlySet<string>): str
 // Read elsewhere than config.ts, checked below.
 const NOT_CONFIG = new Set(["SMOLLM_MODEL_CACHE_DIR"]);
 
+/** The name every internal certificate carries in ci/values-cpu-trial-tls.yaml. */
+const INTERNAL_NAME = "smollm-internal";
+let pkiCache: Pki | undefined;
+/** One CA and identity for the chart tests' TLS files (removed at exit). */
+function chartPki(): Pki {
+  if (pkiCache === undefined) {
+    const pki = makePki([INTERNAL_NAME]);
+    process.once("exit", () => rmSync(pki.dir, { recursive: true, force: true }));
+    pkiCache = pki;
+  }
+  return pkiCache;
+}
+
+/**
+ * The TLS files the chart points a container at (SMOLLM_TLS_* / SMOLLM_MTLS_*),
+ * checked to lie in a volume mounted from a Secret, and swapped for local
+ * files by their Secret key (tls.crt, tls.key, ca.crt) so that the config
+ * loaders, which insist on readable files, accept them.
+ */
+function localTlsFiles(o: K8sObject, c: Container): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (!/^SMOLLM_M?TLS_(CA|CERT|KEY)$/.test(e.name)) continue;
+    const path = e.value ?? "";
+    const mount = c.volumeMounts?.find((m) => m.mountPath === dirname(path));
+    assert.ok(mount, `${c.name}: ${e.name}=${path} is not in a mounted volume`);
+    const secret = podSpec(o).volumes?.find((v) => v.name === mount.name)?.secret;
+    assert.ok(secret, `${c.name}: ${e.name} is not mounted from a Secret`);
+    const pki = chartPki();
+    const file = ({ "tls.crt": pki.cert, "tls.key": pki.key, "ca.crt": pki.ca } as Record<string, string>)[basename(path)];
+    assert.ok(file, `${c.name}: ${e.name} names Secret key ${basename(path)}, not tls.crt / tls.key / ca.crt`);
+    out[e.name] = file;
+  }
+  return out;
+}
+
 describe("helm chart: the services accept what the chart sets, and it is consistent", () => {
   test("SMOLLM_MODEL_CACHE_DIR is read by packages/gguf", () => {
     assert.match(readFileSync(join(ROOT, "packages/gguf/src/model-cache.ts"), "utf8"), /SMOLLM_MODEL_CACHE_DIR/);
@@ -533,9 +570,11 @@ describe("helm chart: the services accept what the chart sets, and it is consist
       const r = render(file);
       const svcDns = (name: string): string => `${name}.${NAMESPACE}.svc.${CLUSTER_DOMAIN}`;
 
+      const tls = r.values["tls"] as { gateway: { enabled: boolean }; internal: { enabled: boolean; serverName: string } };
       const sDeploy = one(component(r, "Deployment", "scheduler"), "scheduler");
       const sc = mainContainer(sDeploy);
-      const sched = schedulerConfig.loadSchedulerConfig({ argv: asFlags(expandEnv(sc, "sched-0"), NOT_CONFIG), env: {} });
+      const sched = schedulerConfig.loadSchedulerConfig({ argv: asFlags(expandEnv(sc, "sched-0", localTlsFiles(sDeploy, sc)), NOT_CONFIG), env: {} });
+      assert.equal(sched.mtls !== undefined, tls.internal.enabled, "scheduler: mutual TLS as tls.internal says");
       assert.equal(sched.host, "0.0.0.0");
       assert.equal(sched.grpcPort, portNumber(sc, "grpc"));
       assert.equal(sched.opsPort, portNumber(sc, "ops"));
@@ -545,8 +584,19 @@ describe("helm chart: the services accept what the chart sets, and it is consist
       const sSvcGrpc = (sSvc.spec?.["ports"] as { name: string; port: number; targetPort: string }[]).find((p) => p.name === "grpc");
       assert.equal(sSvcGrpc?.targetPort, "grpc");
 
-      const gc = mainContainer(one(component(r, "Deployment", "gateway"), "gateway"));
-      const gw = gatewayConfig.loadConfig({ argv: asFlags(expandEnv(gc, "gw-0"), NOT_CONFIG), env: {} });
+      const gDeploy = one(component(r, "Deployment", "gateway"), "gateway");
+      const gc = mainContainer(gDeploy);
+      const gw = gatewayConfig.loadConfig({ argv: asFlags(expandEnv(gc, "gw-0", localTlsFiles(gDeploy, gc)), NOT_CONFIG), env: {} });
+      assert.equal(gw.tls !== undefined, tls.gateway.enabled, "gateway: HTTPS as tls.gateway says");
+      assert.equal(gw.mtls !== undefined, tls.internal.enabled, "gateway: mutual TLS as tls.internal says");
+      assert.equal(gw.mtlsServerName, tls.internal.serverName === "" ? undefined : tls.internal.serverName);
+      for (const probe of [gc.livenessProbe, gc.readinessProbe]) {
+        assert.equal(probe?.httpGet?.scheme ?? "HTTP", tls.gateway.enabled ? "HTTPS" : "HTTP", "the gateway's probes speak its scheme");
+      }
+      for (const sm of component(r, "ServiceMonitor", "gateway")) {
+        const ep = (sm.spec?.["endpoints"] as { scheme?: string }[])[0];
+        assert.equal(ep?.scheme ?? "http", tls.gateway.enabled ? "https" : "http", "Prometheus scrapes the gateway in its scheme");
+      }
       assert.equal(gw.host, "0.0.0.0");
       assert.equal(gw.port, portNumber(gc, "http"));
       const grpcEnabled = (r.values["gateway"] as { grpc: { enabled: boolean } }).grpc.enabled;
@@ -562,7 +612,9 @@ describe("helm chart: the services accept what the chart sets, and it is consist
       for (const sts of component(r, "StatefulSet", "worker")) {
         const wc = mainContainer(sts);
         const pod = `${sts.metadata.name}-0`;
-        const w = workerConfig.loadConfig({ argv: asFlags(expandEnv(wc, pod), NOT_CONFIG), env: {} });
+        const w = workerConfig.loadConfig({ argv: asFlags(expandEnv(wc, pod, localTlsFiles(sts, wc)), NOT_CONFIG), env: {} });
+        assert.equal(w.mtls !== undefined, tls.internal.enabled, "worker: mutual TLS as tls.internal says");
+        assert.equal(w.kvPeerServerName, tls.internal.serverName === "" ? undefined : tls.internal.serverName);
         assert.equal(w.host, "0.0.0.0");
         assert.equal(w.grpcPort, portNumber(wc, "grpc"));
         assert.equal(w.opsPort, portNumber(wc, "ops"));
@@ -582,8 +634,9 @@ describe("helm chart: the services accept what the chart sets, and it is consist
 // ------------------------------------------------------------ the CPU trial, run for real
 
 describe("helm chart: the CPU-trial containers run and pass the helm test hook", () => {
-  test("gateway, scheduler and worker started from their rendered environment answer the test pod's script", async () => {
-    const r = render("ci/values-cpu-trial.yaml");
+  for (const file of ["ci/values-cpu-trial.yaml", "ci/values-cpu-trial-tls.yaml"]) {
+  test(`${file}: gateway, scheduler and worker started from their rendered environment answer the test pod's script`, async () => {
+    const r = render(file);
     const redis: TestRedis = await startTestRedis();
     const started: ServiceProcess[] = [];
     // What a pod has and a local process does not: its own network namespace
@@ -595,22 +648,33 @@ describe("helm chart: the CPU-trial containers run and pass the helm test hook",
       SMOLLM_MODEL_CACHE_DIR: undefined,
     };
     try {
-      const sc = mainContainer(one(component(r, "Deployment", "scheduler"), "scheduler"));
+      const sDeploy = one(component(r, "Deployment", "scheduler"), "scheduler");
+      const sc = mainContainer(sDeploy);
       const scheduler = await startService("scheduler", {
-        env: expandEnv(sc, "sched-0", { ...local, SMOLLM_GRPC_PORT: "0", SMOLLM_OPS_PORT: "0" }),
+        env: expandEnv(sc, "sched-0", { ...local, ...localTlsFiles(sDeploy, sc), SMOLLM_GRPC_PORT: "0", SMOLLM_OPS_PORT: "0" }),
       });
       started.push(scheduler);
-      const wc = mainContainer(one(component(r, "StatefulSet", "worker"), "worker"));
+      const sts = one(component(r, "StatefulSet", "worker"), "worker");
+      const wc = mainContainer(sts);
       assert.equal(env(wc, "SMOLLM_GPU")?.value, "false");
       started.push(
         await startService("worker", {
-          env: expandEnv(wc, "worker-0", { ...local, SMOLLM_GRPC_PORT: "0", SMOLLM_OPS_PORT: "0", SMOLLM_ADVERTISE_ADDRESS: "127.0.0.1" }),
+          env: expandEnv(wc, "worker-0", {
+            ...local,
+            ...localTlsFiles(sts, wc),
+            SMOLLM_GRPC_PORT: "0",
+            SMOLLM_OPS_PORT: "0",
+            SMOLLM_ADVERTISE_ADDRESS: "127.0.0.1",
+          }),
         }),
       );
-      const gc = mainContainer(one(component(r, "Deployment", "gateway"), "gateway"));
+      const gDeploy = one(component(r, "Deployment", "gateway"), "gateway");
+      const gc = mainContainer(gDeploy);
+      const gatewayTls = env(gc, "SMOLLM_TLS_CERT") !== undefined;
       const gateway = await startService("gateway", {
         env: expandEnv(gc, "gw-0", {
           ...local,
+          ...localTlsFiles(gDeploy, gc),
           SMOLLM_PORT: "0",
           SMOLLM_GRPC_PORT: "0",
           SMOLLM_SCHEDULER_ADDRESS: `127.0.0.1:${String(scheduler.ready["grpc_port"])}`,
@@ -623,7 +687,14 @@ describe("helm chart: the CPU-trial containers run and pass the helm test hook",
       const tc = (hook.object.spec?.["containers"] as Container[])[0] as Container;
       const command = tc.command ?? [];
       assert.equal(command[0], "node");
-      const testEnv = expandEnv(tc, "test", { GATEWAY_URL: `http://127.0.0.1:${String(gateway.ready["http_port"])}` });
+      // The pod dials the gateway's Service by name; here, a name the test certificate carries.
+      const gatewayUrl = `${gatewayTls ? "https://localhost" : "http://127.0.0.1"}:${String(gateway.ready["http_port"])}`;
+      assert.equal(env(tc, "GATEWAY_URL")?.value?.startsWith(gatewayTls ? "https://" : "http://"), true, "the hook dials the gateway's scheme");
+      if (gatewayTls) assert.equal(env(tc, "NODE_EXTRA_CA_CERTS")?.value, "/etc/smollm/tls/ca.crt");
+      const testEnv = expandEnv(tc, "test", {
+        GATEWAY_URL: gatewayUrl,
+        ...(gatewayTls ? { NODE_EXTRA_CA_CERTS: chartPki().ca } : {}),
+      });
       const child = spawn(process.execPath, command.slice(1), { cwd: ROOT, env: { PATH: process.env["PATH"] ?? "", ...testEnv } });
       let output = "";
       child.stdout.on("data", (d: Buffer) => (output += d.toString()));
@@ -637,6 +708,7 @@ describe("helm chart: the CPU-trial containers run and pass the helm test hook",
       await redis.stop();
     }
   });
+  }
 });
 
 // ------------------------------------------------------------ Dockerfiles

@@ -6,42 +6,15 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import { SmolLMClient, UnavailableError } from "@smollm/client";
 import { SchedulerService, WorkerService, channelCredentials, createClient } from "@smollm/proto";
 import { startLocalCluster, type LocalCluster } from "@smollm/testkit";
+import { makePki, type Pki } from "./pki.ts";
 
 const MODEL = "SmolLM3-3B";
-
-interface Pki {
-  dir: string;
-  ca: string;
-  cert: string;
-  key: string;
-  rogueCa: string;
-  rogueCert: string;
-  rogueKey: string;
-}
-
-/** A CA and one certificate it signs (127.0.0.1 and localhost, server and client use), and the same from a rogue CA. */
-function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), "smollm-pki-"));
-  const ssl = (...args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  writeFileSync(join(dir, "ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
-  for (const who of ["cluster", "rogue"]) {
-    ssl("req", "-x509", ...ec, "-keyout", `${who}-ca.key`, "-out", `${who}-ca.crt`, "-days", "1", "-subj", `/CN=${who} test CA`);
-    ssl("req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who} service`);
-    ssl("x509", "-req", "-in", `${who}.csr`, "-CA", `${who}-ca.crt`, "-CAkey", `${who}-ca.key`, "-CAcreateserial", "-out", `${who}.crt`, "-days", "1", "-extfile", "ext.cnf");
-  }
-  const p = (f: string): string => join(dir, f);
-  return { dir, ca: p("cluster-ca.crt"), cert: p("cluster.crt"), key: p("cluster.key"), rogueCa: p("rogue-ca.crt"), rogueCert: p("rogue.crt"), rogueKey: p("rogue.key") };
-}
 
 function httpsPost(port: number, ca: string, body: unknown): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {

@@ -165,6 +165,8 @@ EXTERNAL_REFS = [
     ("Secret", "gateway.apiKeys.existingSecret"),
     ("Secret", "gateway.ingress.tlsSecretName"),
     ("Secret", "model.hf.tokenSecret.name"),
+    ("Secret", "tls.gateway.existingSecret"),
+    ("Secret", "tls.internal.existingSecret"),
     ("Secret", "imagePullSecrets[*].name"),
     ("PersistentVolumeClaim", "model.pvc.claimName"),
     ("ServiceAccount", "serviceAccount.name"),  # only when serviceAccount.create is false
@@ -799,6 +801,11 @@ def check_service_monitors(manifests, namespace):
             for s in targets:
                 if e.get("port") and e["port"] not in {p.get("name") for p in (s.get("spec") or {}).get("ports") or []}:
                     P.add(where, f"endpoint port {e['port']!r} is not a port name of Service {name_of(s)}")
+        for e in spec.get("endpoints") or []:
+            if e.get("scheme", "http") not in ("http", "https"):
+                P.add(where, f"endpoint scheme {e.get('scheme')!r} is neither http nor https")
+            if e.get("tlsConfig") and e.get("scheme") != "https":
+                P.add(where, "endpoint tlsConfig without scheme https")
         for tl in spec.get("targetLabels") or []:
             for s in targets:
                 if tl not in (meta(s).get("labels") or {}):

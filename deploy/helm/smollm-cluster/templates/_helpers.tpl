@@ -201,3 +201,38 @@ imagePullSecrets:
 {{- $set -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Mutual TLS inside the cluster (tls.internal): environment of every gateway, scheduler and worker container. */}}
+{{- define "smollm.mtlsEnv" -}}
+{{- if .Values.tls.internal.enabled -}}
+- name: SMOLLM_MTLS_CA
+  value: /etc/smollm/mtls/ca.crt
+- name: SMOLLM_MTLS_CERT
+  value: /etc/smollm/mtls/tls.crt
+- name: SMOLLM_MTLS_KEY
+  value: /etc/smollm/mtls/tls.key
+{{- end -}}
+{{- end -}}
+
+{{/* Mutual TLS inside the cluster: the Secret's mount. */}}
+{{- define "smollm.mtlsVolumeMount" -}}
+{{- if .Values.tls.internal.enabled -}}
+- name: mtls
+  mountPath: /etc/smollm/mtls
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{/* Mutual TLS inside the cluster: the Secret as a volume. */}}
+{{- define "smollm.mtlsVolume" -}}
+{{- if .Values.tls.internal.enabled -}}
+- name: mtls
+  secret:
+    secretName: {{ required "tls.internal.existingSecret is required when tls.internal.enabled" .Values.tls.internal.existingSecret }}
+{{- end -}}
+{{- end -}}
+
+{{/* "HTTPS" when the gateway serves TLS (tls.gateway), else "HTTP": its probes' scheme. */}}
+{{- define "smollm.gatewayScheme" -}}
+{{- ternary "HTTPS" "HTTP" .Values.tls.gateway.enabled -}}
+{{- end -}}
