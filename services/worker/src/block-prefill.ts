@@ -20,6 +20,7 @@
  */
 import type { LlamaContext, LlamaContextSequence, Token } from "node-llama-cpp";
 import { CancelledError, InvalidRequestError } from "@smollm/common";
+import { exclusive, passGate } from "./context-gate.ts";
 
 /** One block to prefill. */
 export interface BlockPrefill {
@@ -121,19 +122,23 @@ export async function prefillBlock(
   if (first === 0) {
     // True positions: the ordinary path, which also leaves a reusable prefix cache behind.
     reused = Math.min(sequence.compareContextTokens(tokens).firstDifferentIndex, tokens.length);
-    if (sequence.nextTokenIndex > reused) await sequence.eraseContextTokenRanges([{ start: reused, end: sequence.nextTokenIndex }]);
+    if (sequence.nextTokenIndex > reused) {
+      await exclusive(sequence, () => sequence.eraseContextTokenRanges([{ start: reused, end: sequence.nextTokenIndex }]));
+    }
     onProgress?.(reused, tokens.length);
     for (let at = reused; at < tokens.length; at += step) {
       check();
+      await passGate(sequence);
       await sequence.evaluateWithoutGeneratingNewTokens(tokens.slice(at, at + step));
       onProgress?.(Math.min(at + step, tokens.length), tokens.length);
     }
   } else {
-    await sequence.clearHistory();
+    await exclusive(sequence, () => sequence.clearHistory());
     const ctx = context as unknown as InternalContext;
     const seq = sequence as unknown as InternalSequence;
     for (let at = 0; at < tokens.length; at += step) {
       check();
+      await passGate(sequence);
       const part = tokens.slice(at, at + step);
       await ctx._decodeTokens(
         {
@@ -179,5 +184,5 @@ export async function clearSequence(sequence: LlamaContextSequence): Promise<voi
     seq._contextTokens = [0 as Token];
     seq._nextTokenIndex = 1;
   }
-  await sequence.clearHistory();
+  await exclusive(sequence, () => sequence.clearHistory());
 }

@@ -239,6 +239,37 @@ test("a stream interval coalesces fast tokens into fewer deltas without losing t
   assert.equal(paced.events[1]?.type, "delta", "the first delta is not delayed");
 });
 
+test("a request reusing a slot joins generations already running: its first token does not wait for them to end", async () => {
+  // Every slot first holds a stale prompt, so the newcomer's slot must be
+  // erased: a context-locked operation that node-llama-cpp's dispatcher would
+  // hold off for as long as the others keep generating (see context-gate.ts).
+  await Promise.all([11, 12, 13, 14].map((seed) => collect({ promptTokens: prompt(seed), maxTokens: 4, ignoreEos: true, sampling: { temperature: 0 } })));
+  const long = [21, 22].map((seed) => {
+    let firstAt = 0;
+    const run = collect({ promptTokens: prompt(seed), maxTokens: 900, ignoreEos: true, sampling: { temperature: 0 } }, undefined, (e) => {
+      if (e.type === "delta" && firstAt === 0) firstAt = performance.now();
+    });
+    return { run, started: () => firstAt > 0 };
+  });
+  await until(() => long.every((l) => l.started()));
+  await sleep(50); // decoding steadily now
+  const t0 = performance.now();
+  let ttft = 0;
+  const short = await collect({ promptTokens: prompt(31), maxTokens: 4, ignoreEos: true, sampling: { temperature: 0 } }, undefined, (e) => {
+    if (e.type === "delta" && ttft === 0) ttft = performance.now() - t0;
+  });
+  const shortDone = performance.now() - t0;
+  const [a, b] = await Promise.all(long.map((l) => l.run));
+  const longDone = performance.now() - t0;
+  assert.equal(short.finished?.reason, "length");
+  assert.ok(short.started && short.started.cachedTokens === 0, "the slot held another prompt");
+  assert.equal(a?.deltaTokens, 900);
+  assert.equal(b?.deltaTokens, 900);
+  assert.ok(ttft > 0 && ttft < 1_000, `first token after ${ttft.toFixed(0)} ms`);
+  assert.ok(shortDone < longDone / 2, `the short request ended at ${shortDone.toFixed(0)} ms, the long ones at ${longDone.toFixed(0)} ms`);
+});
+
+
 test("a draining engine refuses new work with UNAVAILABLE", async () => {
   const drained = engine.drain();
   await drained;

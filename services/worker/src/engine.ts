@@ -21,6 +21,7 @@ import type { LoadedModel } from "./model-loader.ts";
 import type { WorkerLoad, WorkerMetrics } from "./metrics.ts";
 import { SlotPool, type Slot } from "./slot-pool.ts";
 import { StopMatcher } from "./stop-matcher.ts";
+import { exclusive, gateOf, passGate } from "./context-gate.ts";
 import { TokenTextStream } from "./utf8-stream.ts";
 
 /** Sampling parameters; zero values mean "off" as in the proto (temperature 0 = greedy). */
@@ -637,7 +638,7 @@ export class Engine {
       // prompt's last token, so at least that one is always recomputed.
       const prefix = Math.min(sequence.compareContextTokens(prompt as Token[]).firstDifferentIndex, prompt.length - 1);
       if (sequence.nextTokenIndex > prefix) {
-        await sequence.eraseContextTokenRanges([{ start: prefix, end: sequence.nextTokenIndex }]);
+        await exclusive(sequence, () => sequence.eraseContextTokenRanges([{ start: prefix, end: sequence.nextTokenIndex }]));
       }
       cachedTokens = Math.max(0, prefix - computedElsewhere);
       this.#reportSlot(slot.index, prompt);
@@ -676,6 +677,7 @@ export class Engine {
       const step = this.#loaded.context.batchSize;
       while (prompt.length - evalFrom > step) {
         if (signal.aborted) throw new CancelledError();
+        await passGate(sequence);
         await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(evalFrom, evalFrom + step) as Token[]);
         evalFrom += step;
       }
@@ -686,10 +688,13 @@ export class Engine {
         ? sequence.evaluateWithMetadata(prompt.slice(evalFrom) as Token[], { confidence: true, probabilities: topLogprobs > 0 }, options)
         : sequence.evaluate(prompt.slice(evalFrom) as Token[], options);
       let ended = false;
+      const gate = gateOf(sequence);
       try {
         // The hot loop: keep per-token work to a table lookup, one streaming
         // decode and (only with stop strings) a short suffix check.
         for (;;) {
+          // A slot being reused (or a KV save) needs the context between two batches.
+          if (gate.closed) await gate.pass();
           const next = await iterator.next();
           if (next.done === true) break;
           const now = performance.now();

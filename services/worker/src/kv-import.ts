@@ -27,6 +27,7 @@ import type { KvTransferMetrics } from "./metrics.ts";
 import { KvAssembler, copyBlock, readSequenceState } from "./kv-state-file.ts";
 import { removeQuietly, type KvScratch } from "./kv-scratch.ts";
 import { BlockReceiver, KvStreamError, type KvStreamMessage } from "./kv-wire.ts";
+import { exclusive } from "./context-gate.ts";
 
 export type KvTransferClient = ServiceClient<(typeof KvTransferService)["method"]>;
 
@@ -193,7 +194,7 @@ export class KvImporter {
       await assembler.finish();
       const loadStart = performance.now();
       try {
-        await sequence.loadStateFromFile(path, { acceptRisk: true });
+        await exclusive(sequence, () => sequence.loadStateFromFile(path, { acceptRisk: true }));
       } catch (error: unknown) {
         // E.g. workers whose contexts differ in flash attention (V layout) or model.
         throw new UnavailableError("the assembled KV could not be loaded", { cause: error, retryAfterMs: 0 });
@@ -260,7 +261,7 @@ export class KvImporter {
         source.workerId,
       );
       await assembler.finish();
-      await sequence.loadStateFromFile(path, { acceptRisk: true });
+      await exclusive(sequence, () => sequence.loadStateFromFile(path, { acceptRisk: true }));
       if (sequence.nextTokenIndex !== n) throw new KvStreamError(`loaded ${sequence.nextTokenIndex} of ${n} prefix tokens`);
       metrics.bytes.inc({ direction: "received", kind: "prefix" }, receiver.bytes);
       metrics.transferDuration.observe({ kind: "prefix" }, (performance.now() - startedAt) / 1000);
@@ -307,7 +308,7 @@ export class KvImporter {
     try {
       try {
         await prefillBlock(this.#o.context, sequence, block, { stepTokens: this.#o.stepTokens, signal });
-        await sequence.saveStateToFile(file);
+        await exclusive(sequence, () => sequence.saveStateToFile(file));
       } finally {
         await releaseBlock(sequence, block);
       }

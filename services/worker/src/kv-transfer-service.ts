@@ -15,6 +15,7 @@ import type { LoadedModel } from "./model-loader.ts";
 import { readSequenceState } from "./kv-state-file.ts";
 import { removeQuietly, type KvScratch } from "./kv-scratch.ts";
 import { blockStreamEvents, type KvStreamEvent } from "./kv-wire.ts";
+import { exclusive } from "./context-gate.ts";
 
 /** Options of {@link kvTransferHandlers}. */
 export interface KvTransferServiceOptions {
@@ -124,7 +125,7 @@ export function kvTransferHandlers(options: KvTransferServiceOptions) {
             engine.withSlot(tokens, context.signal, async (sequence, signal) => {
               try {
                 const result = await prefillBlock(loaded.context, sequence, block, { stepTokens: options.stepTokens, signal, onProgress });
-                await sequence.saveStateToFile(file);
+                await exclusive(sequence, () => sequence.saveStateToFile(file));
                 return result;
               } catch (error: unknown) {
                 // Cells of an interrupted block must not stay behind as a bogus cache.
@@ -176,7 +177,7 @@ export function kvTransferHandlers(options: KvTransferServiceOptions) {
               if (held < tokens.length) {
                 throw new ClusterError("not_found", `no free slot holds this ${tokens.length}-token prefix (best: ${held})`);
               }
-              await sequence.saveStateToFile(file);
+              await exclusive(sequence, () => sequence.saveStateToFile(file));
               return held;
             }),
           tokens.length,
