@@ -38,6 +38,8 @@ let url: string;
 const nonce = Math.random().toString(36).slice(2, 8);
 /** worker-0 is reached through `workerLink`. */
 const PROXIED = "worker-0";
+/** The gateway's `--worker-eject-ms`. */
+const EJECT_MS = 2_000;
 
 before(async () => {
   const schedulerPort = await freePort();
@@ -56,6 +58,8 @@ before(async () => {
       "--scheduler-address", schedulerLink.address,
       // Routing retries outlast a scheduler restart on a loaded machine.
       "--route-timeout-ms", "1000", "--route-retry-ms", "30000", "--worker-ack-timeout-ms", "1500",
+      // A worker it cannot reach is avoided for 2 s (outlier ejection).
+      "--worker-eject-ms", String(EJECT_MS),
     ],
   });
   url = cluster.gatewayUrl;
@@ -365,24 +369,36 @@ describe("fault suite: network faults between services", () => {
     }
   });
 
-  test("gateway→worker link refusing or black-holed before the first token: requests go to the other worker, none lost", async () => {
+  test("gateway→worker link refusing or black-holed before the first token: requests go to the other worker, none lost; the gateway ejects the unreachable worker", async () => {
     const retries = async (code: string): Promise<number> => gatewayMetric(cluster.gateway, "smollm_gateway_retries_total", { code });
+    const ejections = async (): Promise<number> => gatewayMetric(cluster.gateway, "smollm_gateway_worker_ejections_total");
+    const wave = (tag: string): Promise<ChatResult[]> =>
+      Promise.all(
+        Array.from({ length: 8 }, (_, i) => chatCompletion(url, chatBody(`${nonce} ${tag} ${i}`), { requestId: `w${tag}-${i}`, timeoutMs: 30_000 })),
+      );
+    // An earlier case may have left the proxied worker ejected.
+    await sleep(EJECT_MS + 100);
     const before = await retries("unavailable");
+    const ejectedBefore = await ejections();
     workerLink.mode = "reset";
     workerLink.resetAll();
-    const refused = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => chatCompletion(url, chatBody(`${nonce} refused ${i}`), { requestId: `wrefuse-${i}`, timeoutMs: 30_000 })),
-    );
+    const refused = await wave("refused");
     const afterReset = await retries("unavailable");
+    // At once again: the worker is ejected, so no request tries it.
+    const t0 = Date.now();
+    const avoided = await wave("avoided");
+    const avoidedMs = Date.now() - t0;
+    const afterAvoided = await retries("unavailable");
+    const ejectedAfterReset = (await ejections()) - ejectedBefore;
+    await sleep(EJECT_MS + 100); // the ejection expires: the next requests try it again
     workerLink.mode = "blackhole";
     workerLink.resetAll();
-    const silent = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => chatCompletion(url, chatBody(`${nonce} silent ${i}`), { requestId: `wsilent-${i}`, timeoutMs: 30_000 })),
-    );
+    const silent = await wave("silent");
     const afterBlackhole = await retries("unavailable");
     workerLink.mode = "forward";
     workerLink.resetAll();
-    // The link is back: the worker behind it serves again.
+    const linkBackAt = Date.now();
+    // The link is back: the worker behind it serves again (once its ejection is over).
     const recoveryMs = await timeUntil(
       "the proxied worker to serve again",
       async () => {
@@ -396,10 +412,10 @@ describe("fault suite: network faults between services", () => {
     );
     recordCase({
       suite: NETWORK,
-      case: "gateway→worker link resets every connection (8 requests)",
-      ...tally(refused),
-      expected: "retried on the other worker, 200",
-      notes: `${afterReset - before} retries`,
+      case: "gateway→worker link resets every connection (8 requests, then 8 more at once)",
+      ...tally([...refused, ...avoided]),
+      expected: "retried on the other worker, 200; then the worker ejected: no retry",
+      notes: `${afterReset - before} retries in the first 8; the worker ejected (${ejectedAfterReset}), the next 8 had ${afterAvoided - afterReset} retries and took ${avoidedMs} ms`,
     });
     recordCase({
       suite: NETWORK,
@@ -407,11 +423,14 @@ describe("fault suite: network faults between services", () => {
       ...tally(silent),
       recoveryMs,
       expected: "1.5 s ack timeout, retried on the other worker, 200",
-      notes: `${afterBlackhole - afterReset} retries; slowest ${Math.round(slowest(silent))} ms; the worker served again ${recoveryMs} ms after the link came back`,
+      notes: `${afterBlackhole - afterAvoided} retries; slowest ${Math.round(slowest(silent))} ms; the worker served again ${recoveryMs} ms after the link came back (its 2 s ejection included)`,
     });
-    assert.deepEqual(failures([...refused, ...silent]), []);
-    for (const r of [...refused, ...silent]) assert.notEqual(r.workerId, PROXIED);
+    assert.deepEqual(failures([...refused, ...avoided, ...silent]), []);
+    for (const r of [...refused, ...avoided, ...silent]) assert.notEqual(r.workerId, PROXIED);
     assert.ok(afterReset > before, "no request was routed over the refusing link: the case proved nothing");
-    assert.ok(afterBlackhole > afterReset, "no request was routed over the silent link: the case proved nothing");
+    assert.ok(ejectedAfterReset >= 1, "the unreachable worker was not ejected");
+    assert.equal(afterAvoided, afterReset, "requests still tried the ejected worker");
+    assert.ok(afterBlackhole > afterAvoided, "no request was routed over the silent link: the case proved nothing");
+    assert.ok(Date.now() - linkBackAt < 20_000);
   });
 });

@@ -167,7 +167,8 @@ describe("fault suite: workers and gateways", () => {
 
   test("a hung worker (SIGSTOP): its stream times out per the request deadline, new requests go elsewhere, it leaves routing and rejoins after SIGCONT", async () => {
     // A gateway with short deadlines: 6 s per request, 1 s for a worker to take a call.
-    const gateway = await startGateway(cluster, ["--request-timeout-ms", "6000", "--worker-ack-timeout-ms", "1000"]);
+    // Ejections shortened so the resumed worker is tried again within the case.
+    const gateway = await startGateway(cluster, ["--request-timeout-ms", "6000", "--worker-ack-timeout-ms", "1000", "--worker-eject-ms", "1000"]);
     try {
       const gwUrl = gatewayUrlOf(gateway);
       const ready = signal<string>();
@@ -304,6 +305,7 @@ describe("fault suite: workers and gateways", () => {
     const retries = await gatewayMetric(gateway, "smollm_gateway_retries_total");
     const why = (): string =>
       `${active} slots active, ${retries} retries; streams started: ${startedAt.join(", ")}; gateway: ${gateway.logs.slice(-6).map((l) => JSON.stringify(l)).join(" ")}`;
+    console.log(`DEBUG gw-kill: ${why()}`);
     const openAtKill = new Set(Array.from({ length: streams }, (_, i) => i).filter((i) => !settled.has(i)));
     const killedAt = Date.now();
     gateway.signal("SIGKILL");

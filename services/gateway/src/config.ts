@@ -46,6 +46,12 @@ export interface GatewayConfig {
    * default 30 000, 0 disables.
    */
   readonly workerStallTimeoutMs: number;
+  /**
+   * How long a worker this gateway failed to reach (unavailable, no ack,
+   * silent mid-stream) is avoided in its routing: the scheduler chooses it
+   * only when no other worker fits [worker-eject-ms]; default 5 000, 0 disables.
+   */
+  readonly workerEjectMs: number;
   /** Deadline of one routing call to the scheduler, plus 5 ms per KiB of prompt (tokenizing) [route-timeout-ms]; default 5 000. */
   readonly routeTimeoutMs: number;
   /**
@@ -129,6 +135,7 @@ export function loadConfig(
     maxRetries: s.int("max-retries", 2, { min: 0, max: 16 }),
     workerAckTimeoutMs: s.int("worker-ack-timeout-ms", 5_000, { min: 0 }),
     workerStallTimeoutMs: s.int("worker-stall-timeout-ms", 30_000, { min: 0 }),
+    workerEjectMs: s.int("worker-eject-ms", 5_000, { min: 0 }),
     routeTimeoutMs: s.int("route-timeout-ms", 5_000, { min: 1 }),
     routeRetryMs: s.int("route-retry-ms", 10_000, { min: 0 }),
     writeStallTimeoutMs: s.int("write-stall-timeout-ms", 30_000, { min: 1 }),

@@ -22,6 +22,7 @@ import { ApiError, modelNotFound } from "./api-error.ts";
 import { serveChatCompletion, type ChatCompletionsDeps } from "./chat-completions.ts";
 import type { GatewayConfig } from "./config.ts";
 import { Generator } from "./generation.ts";
+import { WorkerEjections } from "./worker-ejections.ts";
 import { errorBody, toHttpError } from "./http-errors.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { requestIdOf } from "./request-id.ts";
@@ -67,6 +68,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     maxRetries: config.maxRetries,
     workerAckTimeoutMs: config.workerAckTimeoutMs,
     workerStallTimeoutMs: config.workerStallTimeoutMs,
+    ejections: new WorkerEjections(config.workerEjectMs),
     routeTimeoutMs: config.routeTimeoutMs,
     routeRetryMs: config.routeRetryMs,
   });

@@ -26,6 +26,7 @@ import { freePort } from "@smollm/testkit";
 import { Generator, type GenerationParams } from "./generation.ts";
 import { createGatewayMetrics } from "./metrics.ts";
 import { WorkerPool } from "./worker-pool.ts";
+import { WorkerEjections } from "./worker-ejections.ts";
 
 type Mode = "ok" | "silent" | "full";
 
@@ -88,7 +89,7 @@ after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-function generator(schedulerPort: number, options: { ack?: number; routeRetryMs?: number; stall?: number } = {}) {
+function generator(schedulerPort: number, options: { ack?: number; routeRetryMs?: number; stall?: number; ejections?: WorkerEjections } = {}) {
   const metrics = createGatewayMetrics();
   const scheduler = createClient(SchedulerService, `127.0.0.1:${schedulerPort}`);
   const workers = new WorkerPool();
@@ -102,6 +103,7 @@ function generator(schedulerPort: number, options: { ack?: number; routeRetryMs?
     maxRetries: 2,
     workerAckTimeoutMs: options.ack ?? 300,
     workerStallTimeoutMs: options.stall ?? 0,
+    ...(options.ejections ? { ejections: options.ejections } : {}),
     routeTimeoutMs: 300,
     routeRetryMs: options.routeRetryMs ?? 3_000,
   });
@@ -266,4 +268,33 @@ test("the stall timeout counts only the worker's silence: a slow client or a pau
   // Each delta waits 500 ms for the "client": longer than the stall timeout, not the worker's fault.
   assert.equal(await run(() => sleep(500)), "t0 t1 t2 ");
   assert.equal(cancelled.at, undefined);
+});
+
+test("a worker this gateway could not reach is ejected: later requests avoid it (no ack timeout each), and it is used again when its time is up", async () => {
+  const hung = await fakeWorker("ejected", () => "silent");
+  const good = await fakeWorker("healthy", () => "ok");
+  const port = await freePort();
+  const avoided: string[][] = [];
+  // Prefers "ejected" (as a load scorer might), honours exclusions and, softly, avoidance.
+  const scheduler = await fakeScheduler(port, (r) => {
+    avoided.push(r.avoidWorkers);
+    const skip = new Set([...r.excludeWorkers, ...r.avoidWorkers]);
+    return skip.has("ejected") ? { id: "healthy", port: good.port } : { id: "ejected", port: hung.port };
+  });
+  cleanup.push(() => hung.close(100), () => good.close(100), () => scheduler.close(100));
+  const ejections = new WorkerEjections(1_500);
+  const { run, metrics } = generator(port, { ejections });
+  const callsBefore = calls.get("ejected") ?? 0;
+  assert.equal(await run(), "hi from healthy");
+  assert.deepEqual(ejections.active(), ["ejected"]);
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) assert.equal(await run(), "hi from healthy");
+  assert.ok(Date.now() - t0 < 1_000, "no ack timeout paid while it is ejected");
+  assert.equal((calls.get("ejected") ?? 0) - callsBefore, 1, "only the first request tried it");
+  assert.deepEqual(avoided.slice(-5), Array.from({ length: 5 }, () => ["ejected"]));
+  assert.match(await metrics.registry.metrics(), /smollm_gateway_worker_ejections_total\{service="gateway"\} 1/);
+  await sleep(1_600);
+  assert.deepEqual(ejections.active(), []);
+  assert.equal(await run(), "hi from healthy");
+  assert.equal((calls.get("ejected") ?? 0) - callsBefore, 2, "tried again once the ejection expired");
 });

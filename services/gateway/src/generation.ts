@@ -15,6 +15,7 @@ import {
   type TokenLogprobs,
 } from "@smollm/proto";
 import type { GatewayMetrics } from "./metrics.ts";
+import type { WorkerEjections } from "./worker-ejections.ts";
 import type { FinishReason, TokenUsage } from "./sse-frames.ts";
 import type { WorkerPool } from "./worker-pool.ts";
 
@@ -114,6 +115,11 @@ export interface GeneratorOptions {
    * 0 disables; default 30 000.
    */
   workerStallTimeoutMs?: number;
+  /**
+   * Workers this gateway failed to reach, avoided in routing for a while
+   * (see WorkerEjections); default none.
+   */
+  ejections?: WorkerEjections;
   /** Deadline of one Route call (a hung scheduler), plus 5 ms per KiB of prompt; default 5 000. */
   routeTimeoutMs?: number;
   /**
@@ -158,6 +164,7 @@ export class Generator {
             // then chosen below from the chosen worker's context size.
             maxTokens: params.maxTokens ?? 0,
             excludeWorkers,
+            avoidWorkers: (this.#o.ejections?.active() ?? []).filter((id) => !excludeWorkers.includes(id)),
             exactPrefill: params.exactPrefill ?? false,
           },
           call,
@@ -220,10 +227,16 @@ export class Generator {
         } finally {
           watch.disarm();
         }
+        this.#o.ejections?.restore(route.workerId);
         return { ...result, retries: attempt };
       } catch (thrown: unknown) {
         // The ack timer's abort surfaces as a cancelled call: report why it was cancelled.
         const error = toClusterError(attemptAbort.signal.aborted && !call.signal.aborted ? attemptAbort.signal.reason : thrown);
+        // Unreachable, hung or dead (not merely full): route around it for a while.
+        if (error.code === "unavailable" && !call.signal.aborted && this.#o.ejections?.eject(route.workerId) === true) {
+          this.#o.metrics.workerEjections.inc();
+          this.#o.logger.warn({ request_id: params.requestId, worker_id: route.workerId, err: error }, "worker ejected from this gateway's routing");
+        }
         if (progress.delivered || !RETRYABLE.has(error.code) || attempt >= this.#o.maxRetries || call.signal.aborted) {
           throw error;
         }

@@ -21,6 +21,8 @@ export interface GatewayMetrics {
   readonly retries: Counter<"code">;
   /** Streams failed because their worker went silent mid-stream (`--worker-stall-timeout-ms`). */
   readonly workerStalls: Counter;
+  /** Workers ejected from this gateway's routing after it failed to reach them (`--worker-eject-ms`). */
+  readonly workerEjections: Counter;
   /** Failed requests by cluster error `code` (client cancellations included as `cancelled`). */
   /** Public gRPC calls by method and status code. */
   readonly grpcRequests: Counter<"method" | "code">;
@@ -102,6 +104,11 @@ export function createGatewayMetrics(): GatewayMetrics {
     workerStalls: new Counter({
       name: "smollm_gateway_worker_stalls_total",
       help: "Streams failed because their worker sent nothing for --worker-stall-timeout-ms after it had streamed text.",
+      registers,
+    }),
+    workerEjections: new Counter({
+      name: "smollm_gateway_worker_ejections_total",
+      help: "Workers this gateway ejected from its routing for --worker-eject-ms after failing to reach them (unavailable, ack timeout, silent mid-stream).",
       registers,
     }),
     grpcRequests: new Counter({

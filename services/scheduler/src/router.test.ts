@@ -41,6 +41,19 @@ test("excluded and draining workers are skipped; none left is unavailable", () =
   assert.throws(() => router.route(query(5), [], new Set()), /no worker is registered/);
 });
 
+test("avoided workers (a gateway's ejections) are chosen only when no other worker fits", () => {
+  const router = new Router({ scorers: [{ scorer: new LoadScorer(), weight: 1 }] });
+  // a is idle but avoided: the busier b is chosen.
+  const workers = [worker("a"), worker("b", { activeSlots: 3 }), worker("long", { contextSize: 8192, activeSlots: 3 })];
+  assert.equal(router.route(query(5), workers.slice(0, 2), new Set(), new Set(["a"])).worker.id, "b");
+  // Every candidate avoided: better one of them than none.
+  assert.equal(router.route(query(5), workers.slice(0, 2), new Set(), new Set(["a", "b"])).worker.id, "a");
+  // Only the avoided worker fits the context: it is chosen, not refused.
+  assert.equal(router.route(query(2000), workers, new Set(), new Set(["long"])).worker.id, "long");
+  // Exclusions stay hard.
+  assert.throws(() => router.route(query(5), [worker("a")], new Set(["a"]), new Set(["a"])), UnavailableError);
+});
+
 test("a failing scorer degrades routing instead of failing it", () => {
   const failures: string[] = [];
   const broken: Scorer = { name: "broken", score: () => { throw new Error("index gone"); } };

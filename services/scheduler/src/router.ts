@@ -62,7 +62,12 @@ export class Router {
     this.#now = options.now ?? Date.now;
   }
 
-  route(query: RouteQuery, workers: readonly WorkerInfo[], exclude: ReadonlySet<string>): RouteDecision {
+  /**
+   * @param exclude workers never chosen (a retry after they failed this request).
+   * @param avoid workers chosen only when no other worker fits: those the
+   *   asking gateway failed to reach recently (its outlier ejection); default none.
+   */
+  route(query: RouteQuery, workers: readonly WorkerInfo[], exclude: ReadonlySet<string>, avoid: ReadonlySet<string> = new Set()): RouteDecision {
     const live = workers.filter((w) => !w.draining && !exclude.has(w.id));
     if (live.length === 0) {
       throw new UnavailableError(
@@ -70,7 +75,11 @@ export class Router {
         { retryAfterMs: 1_000 },
       );
     }
-    const fitting = filterByContext(query, live);
+    const fits = filterByContext(query, live);
+    // Soft: a gateway's view of a worker may be wrong (a partition only it
+    // sees, or one already healed); better an avoided worker than none.
+    const preferred = avoid.size === 0 ? fits : fits.filter((w) => !avoid.has(w.id));
+    const fitting = preferred.length > 0 ? preferred : fits;
     const candidates: Candidate[] = fitting.map((info) => ({ info, pending: this.#pending.count(info.id, info.updatedAt) }));
     let best = 0;
     let outcome = "single_candidate";

@@ -155,6 +155,7 @@ export async function startScheduler(
                 { requestId: request.requestId, promptTokens, maxTokens: request.maxTokens, ...(cachedTokens ? { cachedTokens } : {}) },
                 workers,
                 new Set(request.excludeWorkers),
+                new Set(request.avoidWorkers),
               );
             } catch (error: unknown) {
               metrics.decisions.inc({ outcome: `rejected_${(error as { code?: string }).code ?? "error"}` });
@@ -173,6 +174,7 @@ export async function startScheduler(
                 prompt_tokens: promptTokens.length,
                 expected_cached_tokens: decision.expectedCachedTokens,
                 excluded_workers: request.excludeWorkers.length > 0 ? request.excludeWorkers : undefined,
+                avoided_workers: request.avoidWorkers.length > 0 ? request.avoidWorkers : undefined,
               },
               "routed",
             );

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file smollm/internal/v1/scheduler.proto.
  */
 export const file_smollm_internal_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("CiJzbW9sbG0vaW50ZXJuYWwvdjEvc2NoZWR1bGVyLnByb3RvEhJzbW9sbG0uaW50ZXJuYWwudjEidgoMUm91dGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhIKCm1heF90b2tlbnMYAyABKA0SFwoPZXhjbHVkZV93b3JrZXJzGAQgAygJEhUKDWV4YWN0X3ByZWZpbGwYFCABKAgijAIKDVJvdXRlUmVzcG9uc2USEQoJd29ya2VyX2lkGAEgASgJEhYKDndvcmtlcl9hZGRyZXNzGAIgASgJEhUKDXByb21wdF90b2tlbnMYAyADKA0SHgoWZXhwZWN0ZWRfY2FjaGVkX3Rva2VucxgEIAEoDRIUCgxjb250ZXh0X3NpemUYBSABKA0SDwoHb3V0Y29tZRgGIAEoCRJBChBwYXJhbGxlbF9wcmVmaWxsGBQgASgLMicuc21vbGxtLmludGVybmFsLnYxLlBhcmFsbGVsUHJlZmlsbFBsYW4SLwoJa3Zfc291cmNlGBUgASgLMhwuc21vbGxtLmludGVybmFsLnYxLkt2U291cmNlMmAKEFNjaGVkdWxlclNlcnZpY2USTAoFUm91dGUSIC5zbW9sbG0uaW50ZXJuYWwudjEuUm91dGVSZXF1ZXN0GiEuc21vbGxtLmludGVybmFsLnYxLlJvdXRlUmVzcG9uc2ViBnByb3RvMw", [file_smollm_internal_v1_kv_transfer]);
+  fileDesc("CiJzbW9sbG0vaW50ZXJuYWwvdjEvc2NoZWR1bGVyLnByb3RvEhJzbW9sbG0uaW50ZXJuYWwudjEijQEKDFJvdXRlUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnByb21wdBgCIAEoCRISCgptYXhfdG9rZW5zGAMgASgNEhcKD2V4Y2x1ZGVfd29ya2VycxgEIAMoCRIVCg1hdm9pZF93b3JrZXJzGAUgAygJEhUKDWV4YWN0X3ByZWZpbGwYFCABKAgijAIKDVJvdXRlUmVzcG9uc2USEQoJd29ya2VyX2lkGAEgASgJEhYKDndvcmtlcl9hZGRyZXNzGAIgASgJEhUKDXByb21wdF90b2tlbnMYAyADKA0SHgoWZXhwZWN0ZWRfY2FjaGVkX3Rva2VucxgEIAEoDRIUCgxjb250ZXh0X3NpemUYBSABKA0SDwoHb3V0Y29tZRgGIAEoCRJBChBwYXJhbGxlbF9wcmVmaWxsGBQgASgLMicuc21vbGxtLmludGVybmFsLnYxLlBhcmFsbGVsUHJlZmlsbFBsYW4SLwoJa3Zfc291cmNlGBUgASgLMhwuc21vbGxtLmludGVybmFsLnYxLkt2U291cmNlMmAKEFNjaGVkdWxlclNlcnZpY2USTAoFUm91dGUSIC5zbW9sbG0uaW50ZXJuYWwudjEuUm91dGVSZXF1ZXN0GiEuc21vbGxtLmludGVybmFsLnYxLlJvdXRlUmVzcG9uc2ViBnByb3RvMw", [file_smollm_internal_v1_kv_transfer]);
 
 /**
  * @generated from message smollm.internal.v1.RouteRequest
@@ -41,6 +41,14 @@ export type RouteRequest = Message<"smollm.internal.v1.RouteRequest"> & {
    * @generated from field: repeated string exclude_workers = 4;
    */
   excludeWorkers: string[];
+
+  /**
+   * Workers this gateway failed to reach recently (outlier ejection): chosen
+   * only when no other worker fits.
+   *
+   * @generated from field: repeated string avoid_workers = 5;
+   */
+  avoidWorkers: string[];
 
   /**
    * Never split the prefill across workers (block-parallel prefill approximates attention).
