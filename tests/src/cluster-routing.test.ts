@@ -118,7 +118,8 @@ describe("cluster: KV-locality and context routing through Redis", () => {
   test("a gRPC deadline propagates to the worker, which frees the slot", async () => {
     const grpc = createClient(publicApi.ChatService, cluster.gatewayGrpcAddress);
     try {
-      const params = { model: "SmolLM3-3B", messages: [{ role: "user", content: "Raconte une très longue histoire." }], maxTokens: 380 };
+      // Greedy: the random model never ends by itself greedily, so the stream outlives the deadline.
+      const params = { model: "SmolLM3-3B", messages: [{ role: "user", content: "Raconte une très longue histoire." }], maxTokens: 900, temperature: 0 };
       await assert.rejects(
         async () => {
           for await (const _ of grpc.streamChatCompletion({ params }, { deadline: Date.now() + 120 })) void _;
