@@ -47,6 +47,11 @@ const messagesFor = (nonce: string) => [
   { role: "user" as const, content: "Écris un poème sur la mer, s'il te plaît." },
 ];
 let nonces = 0;
+// Sampled, not greedy, on both sides: greedy decoding of the random tiny
+// model keeps picking a token with no text (an end-of-turn token, generated
+// with ignore_eos), so the stack would stream no text until the end and its
+// time to first text would be the whole generation's.
+const SAMPLING = { temperature: 0.8 } as const;
 const nextNonce = (): string => `n${(nonces++).toString(36)}`;
 
 interface Result {
@@ -74,7 +79,7 @@ async function inProcess(): Promise<Map<number, Result>> {
         seqs.map(async (seq) => {
           let n = 0;
           const promptTokens = m.tokenize(renderChatPrompt(messagesFor(nextNonce())), true) as Token[];
-          for await (const _token of seq.evaluate(promptTokens, { temperature: 0, yieldEogToken: true })) {
+          for await (const _token of seq.evaluate(promptTokens, { temperature: SAMPLING.temperature, seed: nonces, yieldEogToken: true })) {
             void _token;
             if (n === 0) ttfts.push(performance.now() - start);
             if (++n >= tokensPerStream) break;
@@ -107,7 +112,8 @@ async function stack(): Promise<Map<number, Result>> {
       model: "SmolLM3-3B",
       messages: messagesFor(nonce),
       max_tokens: tokensPerStream,
-      temperature: 0,
+      temperature: SAMPLING.temperature,
+      seed: nonces,
       stream: true,
       ignore_eos: true,
       stream_options: { include_usage: true },
