@@ -54,6 +54,19 @@ test("avoided workers (a gateway's ejections) are chosen only when no other work
   assert.throws(() => router.route(query(5), [worker("a")], new Set(["a"]), new Set(["a"])), UnavailableError);
 });
 
+test("a worker believed full (slots busy, queue at its bound) is passed over for one with room, whatever its cache holds", () => {
+  const router = new Router({
+    scorers: [{ scorer: { name: "prefix", locality: true, score: (_q, cs) => cs.map((c) => (c.info.id === "hot" ? 1 : 0)) }, weight: 5 }, { scorer: new LoadScorer(), weight: 1 }],
+    imbalance: { absolute: 1_000, relative: 1_000 },
+  });
+  // slots 4 + maxQueue 4: "hot" has 8 busy (full), "cold" 7 (one place left).
+  const workers = [worker("hot", { activeSlots: 4, queued: 4 }), worker("cold", { activeSlots: 4, queued: 3 })];
+  assert.equal(router.route(query(5), workers, new Set()).worker.id, "cold");
+  // Both full: still routed (the worker decides), by the scorers.
+  const full = [worker("hot", { activeSlots: 4, queued: 4 }), worker("cold", { activeSlots: 4, queued: 4 })];
+  assert.equal(router.route(query(5), full, new Set()).worker.id, "hot");
+});
+
 test("a failing scorer degrades routing instead of failing it", () => {
   const failures: string[] = [];
   const broken: Scorer = { name: "broken", score: () => { throw new Error("index gone"); } };

@@ -80,7 +80,13 @@ export class Router {
     // sees, or one already healed); better an avoided worker than none.
     const preferred = avoid.size === 0 ? fits : fits.filter((w) => !avoid.has(w.id));
     const fitting = preferred.length > 0 ? preferred : fits;
-    const candidates: Candidate[] = fitting.map((info) => ({ info, pending: this.#pending.count(info.id, info.updatedAt) }));
+    const all: Candidate[] = fitting.map((info) => ({ info, pending: this.#pending.count(info.id, info.updatedAt) }));
+    // A worker believed full (every slot busy, its queue at its bound) would
+    // refuse with RESOURCE_EXHAUSTED and cost the request a retry: any worker
+    // with room goes first, whatever its cache holds. (Soft, like the
+    // scheduler's view: when all look full the request still goes somewhere.)
+    const withRoom = all.filter((c) => c.info.maxQueue <= 0 || busyOf(c) < c.info.slots + c.info.maxQueue);
+    const candidates = withRoom.length > 0 ? withRoom : all;
     let best = 0;
     let outcome = "single_candidate";
     if (candidates.length > 1 && this.#options.mode === "round_robin") {
