@@ -13,6 +13,8 @@ import { REPO_ROOT } from "@smollm/testkit";
 
 const args = process.argv.slice(2);
 const skipChecks = args.includes("--no-typecheck");
+/** A test that hangs fails after this instead of holding CI until its limit. */
+const TEST_TIMEOUT_MS = 600_000;
 const filters = args.filter((a) => !a.startsWith("--"));
 
 function findTests(dir: string): string[] {
@@ -46,7 +48,7 @@ if (!skipChecks) {
 console.log(`== ${files.length} test files`);
 const child = spawn(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=1", ...files],
+  ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=1", `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
   { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] },
 );
 let pass = 0;

@@ -49,7 +49,7 @@ console.log(`== tests: ${TEST_FILES.join(" ")}`);
 const testOutcome = await new Promise<{ code: number; pass: number; fail: number; failures: string[] }>((resolve) => {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=1", ...TEST_FILES],
+    ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=600000", ...TEST_FILES],
     { cwd: REPO_ROOT, env: { ...process.env, SMOLLM_RELIABILITY_OUT: rowsFile }, stdio: ["ignore", "pipe", "inherit"] },
   );
   let pass = 0;
