@@ -9,6 +9,7 @@ export {
 } from "./service-process.ts";
 export { startLocalCluster, type LocalCluster, type LocalClusterOptions } from "./local-cluster.ts";
 export { startTcpProxy, type ProxyMode, type TcpProxy } from "./tcp-proxy.ts";
+export { metricSum, scrapeMetrics } from "./prometheus-text.ts";
 export { RssSampler, rssBytes, type RssSample, type RssTrend } from "./proc-stats.ts";
 export {
   chatCompletion,

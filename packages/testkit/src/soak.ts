@@ -6,6 +6,7 @@ import { startLocalCluster, type LocalCluster } from "./local-cluster.ts";
 import type { ServiceProcess } from "./service-process.ts";
 import { runLoad, type LoadSummary } from "./load-client.ts";
 import { RssSampler, type RssSample, type RssTrend } from "./proc-stats.ts";
+import { metricSum, scrapeMetrics } from "./prometheus-text.ts";
 
 const MiB = 2 ** 20;
 
@@ -100,27 +101,6 @@ export interface SoakReport {
   durationMs: number;
 }
 
-async function scrape(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(url)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#") || line.trim() === "") continue;
-    const at = line.lastIndexOf(" ");
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
-
-function sum(samples: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const [key, value] of samples) {
-    const brace = key.indexOf("{");
-    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => key.includes(`${k}="${v}"`))) total += value;
-  }
-  return total;
-}
-
 /**
  * Runs phases of streaming load against a fresh local cluster (loopback
  * only), checking every answer, the workers' and the gateway's own counts,
@@ -174,9 +154,9 @@ export async function runSoak(
     let completed = 0;
     let busy = 0;
     for (const u of opsUrls) {
-      const m = await scrape(u);
-      completed += sum(m, "smollm_worker_requests_total", { finish_reason: "stop" }) + sum(m, "smollm_worker_requests_total", { finish_reason: "length" });
-      busy += sum(m, "smollm_worker_active_slots") + sum(m, "smollm_worker_queued_requests");
+      const m = await scrapeMetrics(u);
+      completed += metricSum(m, "smollm_worker_requests_total", { finish_reason: "stop" }) + metricSum(m, "smollm_worker_requests_total", { finish_reason: "length" });
+      busy += metricSum(m, "smollm_worker_active_slots") + metricSum(m, "smollm_worker_queued_requests");
     }
     return { completed, busy };
   };
@@ -205,7 +185,7 @@ export async function runSoak(
     }
     for (const f of mine()) rmSync(join(snapshotDir, f), { force: true });
     const service = label.startsWith("worker") ? "worker" : label;
-    return sum(await scrape(url), `smollm_${service}_nodejs_heap_size_used_bytes`) / MiB;
+    return metricSum(await scrapeMetrics(url), `smollm_${service}_nodejs_heap_size_used_bytes`) / MiB;
   };
   /** The live heap of every Node process, then their mean RSS over `ms` of idleness (after those collections). */
   const atRest = async (ms: number): Promise<Map<string, { heap: number; rss: number }>> => {
@@ -228,7 +208,7 @@ export async function runSoak(
   try {
     for (const phase of phases) {
       const before = await workerTotals();
-      const gatewayBefore = await scrape(gatewayMetrics);
+      const gatewayBefore = await scrapeMetrics(gatewayMetrics);
       let maxQueued = 0;
       let maxInFlight = 0;
       let polling = true;
@@ -237,11 +217,11 @@ export async function runSoak(
         while (polling) {
           try {
             for (const [label, u] of heapSources) {
-              const m = await scrape(u);
-              if (label.startsWith("worker")) maxQueued = Math.max(maxQueued, sum(m, "smollm_worker_queued_requests"));
-              if (label === "gateway") maxInFlight = Math.max(maxInFlight, sum(m, "smollm_gateway_in_flight_requests"));
+              const m = await scrapeMetrics(u);
+              if (label.startsWith("worker")) maxQueued = Math.max(maxQueued, metricSum(m, "smollm_worker_queued_requests"));
+              if (label === "gateway") maxInFlight = Math.max(maxInFlight, metricSum(m, "smollm_gateway_in_flight_requests"));
               const service = label.startsWith("worker") ? "worker" : label;
-              heapSamples.push({ atMs: sampler.elapsedMs, label, bytes: sum(m, `smollm_${service}_nodejs_heap_size_used_bytes`) });
+              heapSamples.push({ atMs: sampler.elapsedMs, label, bytes: metricSum(m, `smollm_${service}_nodejs_heap_size_used_bytes`) });
             }
           } catch {
             // A scrape racing the end of the run.
@@ -283,7 +263,7 @@ export async function runSoak(
         await sleep(100);
         after = await workerTotals();
       }
-      const gatewayAfter = await scrape(gatewayMetrics);
+      const gatewayAfter = await scrapeMetrics(gatewayMetrics);
       const unexpected: Record<string, number> = {};
       let lost = 0;
       let shed = 0;
@@ -307,7 +287,7 @@ export async function runSoak(
       }
       const { results: _drop, ...rest } = summary;
       void _drop;
-      const gatewayCounted = sum(gatewayAfter, "smollm_gateway_requests_total") - sum(gatewayBefore, "smollm_gateway_requests_total");
+      const gatewayCounted = metricSum(gatewayAfter, "smollm_gateway_requests_total") - metricSum(gatewayBefore, "smollm_gateway_requests_total");
       const result: SoakPhaseResult = {
         phase,
         summary: rest,
@@ -315,7 +295,7 @@ export async function runSoak(
         lost,
         duplicated: after.completed - before.completed - summary.ok,
         gatewayCountDelta: gatewayCounted - summary.sent,
-        retries: sum(gatewayAfter, "smollm_gateway_retries_total") - sum(gatewayBefore, "smollm_gateway_retries_total"),
+        retries: metricSum(gatewayAfter, "smollm_gateway_retries_total") - metricSum(gatewayBefore, "smollm_gateway_retries_total"),
         maxQueuedPerWorker: maxQueued,
         maxGatewayInFlight: maxInFlight,
         busyAfter: after.busy,
